@@ -1,0 +1,312 @@
+# Hat (energy) network, SN-GAN generator and the retrofit autoencoder.
+#
+# Layouts follow the Hat EBM reference implementation (Hill et al., NeurIPS
+# 2022, github.com/point0bar1/hat-ebm); the hat network and generator are the
+# SN-GAN discriminator/generator of Miyato et al. (2018, MIT licence) with
+# spectral normalisation removed. Independent Keras 3 implementation. Each
+# family is built from one width table; sub-layer names match the reference's
+# checkpoint keys ("conv_1", "block2", ..., "lin_5").
+"""Table-driven Keras networks of Hat EBM. Images are NHWC in [-1, 1]."""
+
+import keras
+from keras import ops
+
+from hat_ebm_tf.layers import PACKAGE, DownBlock, SphereProjection, UpBlock
+
+# Hat network: one (width divisor, downsample) entry per residual block; the
+# first entry is the stem. Block i has width `width // divisor`.
+HAT_TABLE = {
+    16: ((1, True), (1, True), (1, False)),
+    32: ((1, True), (1, True), (1, False), (1, False)),
+    64: ((16, True), (8, True), (4, True), (2, True), (1, True)),
+    128: ((16, True), (8, True), (4, True), (2, True), (1, True), (1, False)),
+}
+
+# Generator: width divisor of each up-block after the 4×4 base (each doubles
+# the size). The dense layer outputs `width` channels at 4×4.
+GENERATOR_TABLE = {
+    16: (1, 1),
+    32: (1, 1, 1),
+    64: (2, 4, 8, 16),
+    128: (1, 2, 4, 8, 16),
+}
+
+# Retrofit decoder/encoder (32×32 images, latent [16, 16, 1]): (width divisor,
+# resample) per block; the first entry is the stem.
+DECODER_BLOCKS = ((1, False), (1, True), (1, False), (1, False))
+ENCODER_BLOCKS = ((1, False), (1, True), (1, False), (1, False))
+BOTTOM_WIDTH = 4
+
+
+def _check_size(image_size, table, family):
+    if image_size not in table:
+        raise ValueError(
+            f"{family}: unsupported image_size={image_size!r}; supported sizes are {sorted(table)}"
+        )
+
+
+def _check_width(width, divisors, family):
+    largest = max(divisors)
+    if not isinstance(width, int) or width <= 0 or width % largest:
+        raise ValueError(f"{family}: width={width!r} must be a positive multiple of {largest}")
+
+
+def _check_positive(name, value, family):
+    if not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{family}: {name}={value!r} must be a positive integer")
+
+
+def _tail(bn, conv, h, out_factor, training):
+    """Generator output head: bn → relu → conv3×3 → tanh → × out_factor."""
+    return ops.tanh(conv(ops.relu(bn(h, training=training)))) * out_factor
+
+
+def _build_chain(layers, shape):
+    """Build ``layers`` in sequence from ``shape``; return the output shape."""
+    shape = tuple(shape)
+    for layer in layers:
+        layer.build(shape)
+        shape = layer.compute_output_shape(shape)
+    return shape
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HatNetwork(keras.Model):
+    """The hat (energy) network H: an SN-GAN discriminator without spectral norm.
+
+    Args:
+        image_size: 16, 32, 64 or 128.
+        width: the reference's ``ngf`` (32×32 default 256; 64/128 default 1024).
+            At 64/128 it must be a multiple of 16.
+        channels: image channels.
+
+    Call:
+        images: ``[B, image_size, image_size, channels]`` in [-1, 1].
+
+    Returns:
+        ``[B, 1]`` energies (lower is more likely).
+    """
+
+    def __init__(self, image_size=32, width=256, channels=3, **kwargs):
+        super().__init__(**kwargs)
+        _check_size(image_size, HAT_TABLE, "HatNetwork")
+        table = HAT_TABLE[image_size]
+        _check_width(width, [d for d, _ in table], "HatNetwork")
+        _check_positive("channels", channels, "HatNetwork")
+        self.image_size, self.width, self.channels = image_size, width, channels
+        self.blocks = [
+            DownBlock(width // div, downsample=down, stem=(i == 0), name="conv_1" if i == 0 else f"block{i + 1}")
+            for i, (div, down) in enumerate(table)
+        ]
+        self.head = keras.layers.Dense(1, use_bias=False, name=f"lin_{len(table) + 1}")
+        self.build((None, image_size, image_size, channels))
+
+    def build(self, input_shape):
+        shape = _build_chain(self.blocks, input_shape)
+        self.head.build((None, shape[-1]))
+        self.built = True
+
+    def call(self, images):
+        h = images
+        for block in self.blocks:
+            h = block(h)
+        h = ops.mean(ops.relu(h), axis=(1, 2))
+        return self.head(h)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_size": self.image_size,
+            "width": self.width,
+            "channels": self.channels,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Generator(keras.Model):
+    """SN-GAN generator G with synchronised batch norm.
+
+    ``Dense(16·width)`` → reshape to ``[B, width, 4, 4]`` (channels first, as
+    the reference) → NHWC → up-blocks → bn → relu → conv → tanh → × out_factor.
+
+    Args:
+        image_size: 16, 32, 64 or 128.
+        width: the reference's ``ngf``; a multiple of 16 at 64/128.
+        channels: image channels.
+        latent_dim: size of z (reference: 128).
+        out_factor: output scale; 2.0 for synthesis/retrofit, 1.0 for refine.
+
+    Call:
+        latents: ``[B, latent_dim]``.
+        training: batch-norm mode; the reference always uses False.
+
+    Returns:
+        ``[B, image_size, image_size, channels]`` in [-out_factor, out_factor].
+    """
+
+    def __init__(self, image_size=32, width=256, channels=3, latent_dim=128, out_factor=2.0, **kwargs):
+        super().__init__(**kwargs)
+        _check_size(image_size, GENERATOR_TABLE, "Generator")
+        table = GENERATOR_TABLE[image_size]
+        _check_width(width, table, "Generator")
+        _check_positive("channels", channels, "Generator")
+        _check_positive("latent_dim", latent_dim, "Generator")
+        self.image_size, self.width, self.channels = image_size, width, channels
+        self.latent_dim, self.out_factor = latent_dim, float(out_factor)
+        self.latent_shape = (latent_dim,)
+        self.lin = keras.layers.Dense(BOTTOM_WIDTH * BOTTOM_WIDTH * width, name="lin_1")
+        self.blocks = [UpBlock(width // div, upsample=True, name=f"block{i + 2}") for i, div in enumerate(table)]
+        n = len(table) + 2
+        self.bn = keras.layers.BatchNormalization(synchronized=True, name=f"bn_{n}")
+        self.conv = keras.layers.Conv2D(channels, 3, padding="same", name=f"conv_{n}")
+        self.build((None, latent_dim))
+
+    def build(self, input_shape):
+        self.lin.build(input_shape)
+        shape = _build_chain(self.blocks, (None, BOTTOM_WIDTH, BOTTOM_WIDTH, self.width))
+        self.bn.build(shape)
+        self.conv.build(shape)
+        self.built = True
+
+    def call(self, latents, training=False):
+        h = self.lin(latents)
+        h = ops.reshape(h, (-1, self.width, BOTTOM_WIDTH, BOTTOM_WIDTH))
+        h = ops.transpose(h, (0, 2, 3, 1))
+        for block in self.blocks:
+            h = block(h, training=training)
+        return _tail(self.bn, self.conv, h, self.out_factor, training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_size": self.image_size,
+            "width": self.width,
+            "channels": self.channels,
+            "latent_dim": self.latent_dim,
+            "out_factor": self.out_factor,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RetrofitDecoder(keras.Model):
+    """Decoder of the retrofit autoencoder, used as the generator of retrofit.
+
+    Stem up-block (no upsampling) → up-block(×2) → two up-blocks → generator
+    tail. Maps a ``[16, 16, 1]`` latent grid to a 32×32 image.
+
+    Args:
+        width: the reference's ``ngf`` (default 256).
+        channels: image channels.
+        latent_shape: ``(h, w, c)`` of the latent grid; the image is ``2h×2w``.
+        out_factor: output scale (2.0 in the reference).
+
+    Call:
+        latents: ``[B, *latent_shape]``.
+        training: batch-norm mode.
+
+    Returns:
+        ``[B, 2h, 2w, channels]`` in [-out_factor, out_factor].
+    """
+
+    def __init__(self, width=256, channels=3, latent_shape=(16, 16, 1), out_factor=2.0, **kwargs):
+        super().__init__(**kwargs)
+        _check_positive("width", width, "RetrofitDecoder")
+        _check_positive("channels", channels, "RetrofitDecoder")
+        latent_shape = tuple(int(d) for d in latent_shape)
+        if len(latent_shape) != 3:
+            raise ValueError(f"RetrofitDecoder: latent_shape={latent_shape!r} must be (height, width, channels)")
+        self.width, self.channels, self.latent_shape = width, channels, latent_shape
+        self.out_factor = float(out_factor)
+        self.image_size = 2 * latent_shape[0]
+        self.blocks = [
+            UpBlock(width // div, upsample=up, stem=(i == 0), name=f"block{i + 1}")
+            for i, (div, up) in enumerate(DECODER_BLOCKS)
+        ]
+        n = len(DECODER_BLOCKS) + 1
+        self.bn = keras.layers.BatchNormalization(synchronized=True, name=f"bn_{n}")
+        self.conv = keras.layers.Conv2D(channels, 3, padding="same", name=f"conv_{n}")
+        self.build((None,) + latent_shape)
+
+    def build(self, input_shape):
+        shape = _build_chain(self.blocks, input_shape)
+        self.bn.build(shape)
+        self.conv.build(shape)
+        self.built = True
+
+    def call(self, latents, training=False):
+        h = latents
+        for block in self.blocks:
+            h = block(h, training=training)
+        return _tail(self.bn, self.conv, h, self.out_factor, training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "width": self.width,
+            "channels": self.channels,
+            "latent_shape": list(self.latent_shape),
+            "out_factor": self.out_factor,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RetrofitEncoder(keras.Model):
+    """Encoder of the retrofit autoencoder.
+
+    Hat-style stem (no downsampling) → down-block → two blocks → relu →
+    conv3×3 to ``latent_channels`` → optional sphere projection
+    ``z·sqrt(D)/(||z|| + 1e-6)``.
+
+    Args:
+        width: the reference's ``ngf`` (default 256).
+        channels: image channels.
+        latent_channels: channels of the latent grid (reference: 1).
+        normalize: project each latent onto the sphere of radius sqrt(D).
+
+    Call:
+        images: ``[B, H, W, channels]`` in [-1, 1].
+
+    Returns:
+        ``[B, H/2, W/2, latent_channels]`` latents.
+    """
+
+    def __init__(self, width=256, channels=3, latent_channels=1, normalize=True, image_size=32, **kwargs):
+        super().__init__(**kwargs)
+        _check_positive("width", width, "RetrofitEncoder")
+        _check_positive("channels", channels, "RetrofitEncoder")
+        _check_positive("latent_channels", latent_channels, "RetrofitEncoder")
+        _check_positive("image_size", image_size, "RetrofitEncoder")
+        if image_size % 2:
+            raise ValueError(f"RetrofitEncoder: image_size={image_size!r} must be even")
+        self.width, self.channels = width, channels
+        self.latent_channels, self.normalize = latent_channels, bool(normalize)
+        self.image_size = image_size
+        self.blocks = [
+            DownBlock(width // div, downsample=down, stem=(i == 0), name=f"block{i + 1}")
+            for i, (div, down) in enumerate(ENCODER_BLOCKS)
+        ]
+        self.to_latent = keras.layers.Conv2D(latent_channels, 3, padding="same", name="conv2latent")
+        self.project = SphereProjection(name="sphere")
+        self.build((None, image_size, image_size, channels))
+
+    def build(self, input_shape):
+        shape = _build_chain(self.blocks, input_shape)
+        self.to_latent.build(shape)
+        self.built = True
+
+    def call(self, images):
+        h = images
+        for block in self.blocks:
+            h = block(h)
+        z = self.to_latent(ops.relu(h))
+        return self.project(z) if self.normalize else z
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "width": self.width,
+            "channels": self.channels,
+            "latent_channels": self.latent_channels,
+            "normalize": self.normalize,
+            "image_size": self.image_size,
+        }

@@ -1,0 +1,236 @@
+# In-graph Langevin sampler of Hat EBM (Hill et al., NeurIPS 2022), written to
+# reproduce the reference implementation's update rule
+# (github.com/point0bar1/hat-ebm) as stated in REFERENCE.md. Independent code.
+"""Langevin dynamics on the latent ``z`` and residual ``y`` of ``x = G(z) + y``.
+
+One step, with temperature ``T`` (paper Sec. 3, Eq. 3 and 5):
+
+1. Latent step (joint form only): ``z ← z − (ε_z²/2)·∂/∂z Σ_b H(G(z)+y)/T``
+   ``+ ε_z·N(0, I)``.
+2. Residual step, with the updated ``z``: ``y ← y − (ε²/2)·g + ε·N(0, I)``,
+   ``g = ∂/∂y [Σ_b H(G(z)+y)/T + τ·Σ y²]``, each sample's ``g`` optionally
+   clipped to norm ``max_residual_norm / (ε²/2)``, so that no drift step is
+   longer than ``max_residual_norm``.
+
+The loop is a ``tf.while_loop``: no gradient flows through it, so memory does
+not grow with the number of steps. Noise is drawn per row from stateless ops
+keyed on that row's seed, so a row's chain depends on its own seed only,
+whatever the batch it is drawn in.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class LangevinConfig:
+    """Settings of the Langevin sampler (reference key names in brackets).
+
+    Attributes:
+        num_steps: chain length (``mcmc_steps``).
+        step_size: residual step size ε (``epsilon``).
+        latent_step_size: latent step size ε_z (``epsilon_latent``).
+        temperature: T (``mcmc_temp``); energies are divided by it.
+        update_latents: run the latent step (joint form, ``update_latents``).
+        noise: add the Gaussian noise terms (``use_noise``).
+        max_residual_norm: per-sample bound on the residual drift step, or
+            None for no clipping (``max_langevin_norm_res`` when
+            ``clip_langevin_grad_res``).
+        tau: strength of the Gaussian residual prior τ·Σy² (``tau_res``).
+        init_scale_latent: initial ``z ~ init_scale_latent·N(0, I)``.
+        init_scale_residual: initial ``y ~ init_scale_residual·N(0, I)``.
+    """
+
+    num_steps: int = 50
+    step_size: float = 5e-4
+    latent_step_size: float = 0.0
+    temperature: float = 1e-8
+    update_latents: bool = False
+    noise: bool = True
+    max_residual_norm: float | None = None
+    tau: float = 0.0
+    init_scale_latent: float = 1.0
+    init_scale_residual: float = 0.0
+
+    def __post_init__(self):
+        if not isinstance(self.num_steps, int) or self.num_steps < 0:
+            raise ValueError(f"LangevinConfig: num_steps={self.num_steps!r} must be an integer >= 0")
+        for name in ("step_size", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"LangevinConfig: {name}={getattr(self, name)!r} must be > 0")
+        for name in ("latent_step_size", "tau", "init_scale_latent", "init_scale_residual"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"LangevinConfig: {name}={getattr(self, name)!r} must be >= 0")
+        if self.update_latents and not self.latent_step_size > 0:
+            raise ValueError("LangevinConfig: update_latents=True needs latent_step_size > 0")
+        if self.max_residual_norm is not None and not self.max_residual_norm > 0:
+            raise ValueError(
+                f"LangevinConfig: max_residual_norm={self.max_residual_norm!r} must be > 0 or None"
+            )
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build from a mapping, rejecting unknown keys with a ValueError that names them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"LangevinConfig: unknown keys {unknown}; known keys are {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+class LangevinResult(NamedTuple):
+    """Final chain state.
+
+    Attributes:
+        latents: ``[B, *latent_shape]`` final z.
+        residuals: ``[B, H, W, C]`` final y.
+        images: ``[B, H, W, C]`` ``G(z) + y``.
+        grad_norm_latent: scalar, mean over steps of ``(ε_z²/2)·mean_b ||g_b||``
+            (0 when latents are fixed).
+        grad_norm_res: scalar, the same for the residual gradient.
+    """
+
+    latents: tf.Tensor
+    residuals: tf.Tensor
+    images: tf.Tensor
+    grad_norm_latent: tf.Tensor
+    grad_norm_res: tf.Tensor
+
+
+# Salts keep the streams of one row's seed apart.
+_SALT_INIT_LATENT, _SALT_INIT_RESIDUAL, _SALT_NOISE_LATENT, _SALT_NOISE_RESIDUAL = 1, 2, 3, 4
+
+
+def row_seeds(seed, num_rows, offset=0):
+    """Per-row seeds ``[num_rows, 2]`` int64: row ``i`` gets ``(seed, offset + i)``.
+
+    Rows keep their seed whatever batch they are drawn in, so chain ``i`` of a
+    ``sample(n, seed)`` call is the same for any batch split.
+    """
+    seed = tf.cast(seed, tf.int64)
+    rows = tf.range(num_rows, dtype=tf.int64) + tf.cast(offset, tf.int64)
+    return tf.stack([tf.fill([num_rows], seed), rows], axis=1)
+
+
+def row_normal(seeds, shape, salt, step=0):
+    """Standard normal noise ``[B, *shape]`` float32, row ``b`` keyed on ``seeds[b]``.
+
+    Args:
+        seeds: ``[B, 2]`` integer seeds, one per row.
+        shape: per-row shape.
+        salt: integer separating independent streams of one row.
+        step: integer (tensor) separating Langevin steps.
+    """
+    seeds = tf.cast(seeds, tf.int64)
+    step = tf.cast(step, tf.int64) * 8 + salt
+    shape = tf.TensorShape(shape)
+
+    def one(seed):
+        key = tf.random.experimental.stateless_fold_in(seed, step)
+        return tf.random.stateless_normal(shape, seed=key)
+
+    out = tf.vectorized_map(one, seeds)
+    return tf.ensure_shape(out, [None] + shape.as_list())
+
+
+def initial_state(seeds, latent_shape, image_shape, config):
+    """Initial ``(z, y)``: ``z ~ init_scale_latent·N(0, I)``, ``y ~ init_scale_residual·N(0, I)``.
+
+    Args:
+        seeds: ``[B, 2]`` per-row seeds.
+        latent_shape: per-row latent shape, e.g. ``(128,)``.
+        image_shape: per-row image shape ``(H, W, C)``.
+        config: ``LangevinConfig``.
+
+    Returns:
+        ``(latents [B, *latent_shape], residuals [B, H, W, C])`` float32.
+    """
+    latents = config.init_scale_latent * row_normal(seeds, latent_shape, _SALT_INIT_LATENT)
+    residuals = config.init_scale_residual * row_normal(seeds, image_shape, _SALT_INIT_RESIDUAL)
+    return latents, residuals
+
+
+def _per_sample_norm(g):
+    return tf.sqrt(tf.reduce_sum(tf.square(g), axis=tf.range(1, tf.rank(g))))
+
+
+def _summed_energy(energy_fn, images, temperature):
+    """``Σ_b H(x_b) / T`` in float32 (energies may come from a mixed-precision net)."""
+    return tf.reduce_sum(tf.cast(energy_fn(images), tf.float32)) / temperature
+
+
+def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
+    """Run ``config.num_steps`` Langevin steps of the Hat EBM (see module doc).
+
+    Args:
+        energy_fn: ``[B, H, W, C]`` images → ``[B]`` or ``[B, 1]`` energies H.
+        generator_fn: ``[B, *latent_shape]`` → ``[B, H, W, C]`` images G(z).
+            Called once per chain when ``config.update_latents`` is False.
+        latents: ``[B, *latent_shape]`` float32 initial z.
+        residuals: ``[B, H, W, C]`` float32 initial y.
+        seeds: ``[B, 2]`` integer per-row seeds of the noise.
+        config: ``LangevinConfig``.
+
+    Returns:
+        ``LangevinResult`` (chain state is float32 throughout).
+    """
+    latents = tf.convert_to_tensor(latents, tf.float32)
+    residuals = tf.convert_to_tensor(residuals, tf.float32)
+    seeds = tf.convert_to_tensor(seeds)
+    temperature = tf.constant(config.temperature, tf.float32)
+    half_eps_sq = config.step_size**2 / 2.0
+    half_eps_z_sq = config.latent_step_size**2 / 2.0
+    clip = None if config.max_residual_norm is None else config.max_residual_norm / half_eps_sq
+
+    def generate(z):
+        return tf.cast(generator_fn(z), tf.float32)
+
+    def latent_step(step, z, y):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            energy = _summed_energy(energy_fn, generate(z) + y, temperature)
+        g = tape.gradient(energy, z)
+        z = z - half_eps_z_sq * g
+        if config.noise:
+            z = z + config.latent_step_size * row_normal(seeds, z.shape[1:], _SALT_NOISE_LATENT, step)
+        return z, half_eps_z_sq * tf.reduce_mean(_per_sample_norm(g))
+
+    def residual_step(step, base, y):
+        with tf.GradientTape() as tape:
+            tape.watch(y)
+            energy = _summed_energy(energy_fn, base + y, temperature)
+            if config.tau > 0:
+                energy += config.tau * tf.reduce_sum(tf.square(y))
+        g = tape.gradient(energy, y)
+        if clip is not None:
+            g = tf.clip_by_norm(g, clip, axes=[1, 2, 3])
+        y = y - half_eps_sq * g
+        if config.noise:
+            y = y + config.step_size * row_normal(seeds, y.shape[1:], _SALT_NOISE_RESIDUAL, step)
+        return y, half_eps_sq * tf.reduce_mean(_per_sample_norm(g))
+
+    def body(step, z, y, base, norm_z, norm_y):
+        if config.update_latents:
+            z, dz = latent_step(step, z, y)
+            base = generate(z)
+            norm_z += dz
+        y, dy = residual_step(step, base, y)
+        return step + 1, z, y, base, norm_z, norm_y + dy
+
+    # G(z) is evaluated here once; in the joint form the body re-evaluates it
+    # after each latent step.
+    base = generate(latents)
+    zero = tf.constant(0.0, tf.float32)
+    _, latents, residuals, base, norm_z, norm_y = tf.while_loop(
+        lambda step, *_: step < config.num_steps,
+        body,
+        (tf.constant(0, tf.int32), latents, residuals, base, zero, zero),
+        maximum_iterations=config.num_steps,
+    )
+    steps = float(max(config.num_steps, 1))
+    return LangevinResult(latents, residuals, base + residuals, norm_z / steps, norm_y / steps)
