@@ -57,7 +57,7 @@ class DownBlock(keras.layers.Layer):
         if in_channels != self.filters or self.downsample:
             self.sc = _conv(self.filters, 1, "sc")
         self.conv_1.build(input_shape)
-        self.conv_2.build(tuple(input_shape[:-1]) + (self.filters,))
+        self.conv_2.build((*tuple(input_shape[:-1]), self.filters))
         if self.sc is not None:
             self.sc.build(input_shape)
 

@@ -40,9 +40,7 @@ BOTTOM_WIDTH = 4
 
 def _check_size(image_size, table, family):
     if image_size not in table:
-        raise ValueError(
-            f"{family}: unsupported image_size={image_size!r}; supported sizes are {sorted(table)}"
-        )
+        raise ValueError(f"{family}: unsupported image_size={image_size!r}; supported sizes are {sorted(table)}")
 
 
 def _check_width(width, divisors, family):
@@ -225,7 +223,7 @@ class RetrofitDecoder(keras.Model):
         n = len(DECODER_BLOCKS) + 1
         self.bn = keras.layers.BatchNormalization(synchronized=True, name=f"bn_{n}")
         self.conv = keras.layers.Conv2D(channels, 3, padding="same", name=f"conv_{n}")
-        self.build((None,) + latent_shape)
+        self.build((None, *latent_shape))
 
     def build(self, input_shape):
         shape = _build_chain(self.blocks, input_shape)

@@ -52,7 +52,8 @@ def checkpoint_shapes(path):
     return {
         key[: -len(SUFFIX)]: list(shape)
         for key, shape in shapes.items()
-        if key.endswith(SUFFIX) and not key.startswith(("_", "optimizer", "save_counter"))
+        if key.endswith(SUFFIX)
+        and not key.startswith(("_", "optimizer", "save_counter"))
         and "OPTIMIZER_SLOT" not in key
     }
 
@@ -88,9 +89,7 @@ def load_reference_weights(network, path):
         problems.append(f"unused checkpoint variable: {key} (checkpoint shape {ckpt[key]})")
     for key in sorted(set(ours) & set(ckpt)):
         if list(ours[key].shape) != ckpt[key]:
-            problems.append(
-                f"shape mismatch at {key}: checkpoint {ckpt[key]} vs network {list(ours[key].shape)}"
-            )
+            problems.append(f"shape mismatch at {key}: checkpoint {ckpt[key]} vs network {list(ours[key].shape)}")
     if problems:
         raise ReferenceCheckpointError(
             f"reference checkpoint {os.fspath(path)!r} does not fit {type(network).__name__} "
@@ -110,8 +109,7 @@ def _block_count(shapes, pattern):
 def _require(shapes, key, path):
     if key not in shapes:
         raise ReferenceCheckpointError(
-            f"reference checkpoint {os.fspath(path)!r} has no variable {key!r}; "
-            f"it holds {sorted(shapes)[:6]}..."
+            f"reference checkpoint {os.fspath(path)!r} has no variable {key!r}; it holds {sorted(shapes)[:6]}..."
         )
     return shapes[key]
 
@@ -120,8 +118,7 @@ def _size_from_blocks(count, table, family, path):
     sizes = [size for size, blocks in table.items() if len(blocks) == count]
     if not sizes:
         raise ReferenceCheckpointError(
-            f"reference checkpoint {os.fspath(path)!r}: {count} residual blocks match no {family} "
-            f"size {sorted(table)}"
+            f"reference checkpoint {os.fspath(path)!r}: {count} residual blocks match no {family} size {sorted(table)}"
         )
     return sizes[0]
 

@@ -66,9 +66,7 @@ class LangevinConfig:
         if self.update_latents and not self.latent_step_size > 0:
             raise ValueError("LangevinConfig: update_latents=True needs latent_step_size > 0")
         if self.max_residual_norm is not None and not self.max_residual_norm > 0:
-            raise ValueError(
-                f"LangevinConfig: max_residual_norm={self.max_residual_norm!r} must be > 0 or None"
-            )
+            raise ValueError(f"LangevinConfig: max_residual_norm={self.max_residual_norm!r} must be > 0 or None")
 
     @classmethod
     def from_dict(cls, values):
@@ -135,7 +133,7 @@ def row_normal(seeds, shape, salt, step=0):
         return tf.random.stateless_normal(shape, seed=key)
 
     out = tf.vectorized_map(one, seeds)
-    return tf.ensure_shape(out, [None] + shape.as_list())
+    return tf.ensure_shape(out, [None, *shape.as_list()])
 
 
 def initial_state(seeds, latent_shape, image_shape, config):

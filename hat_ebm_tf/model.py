@@ -1,0 +1,391 @@
+# Hat EBM as a Keras model (Hill, Nijkamp, Mitchell, Pang, Zhu; NeurIPS 2022).
+# The training step reproduces the reference implementation's
+# (github.com/point0bar1/hat-ebm) as stated in REFERENCE.md. Independent code.
+"""``HatEBM``: the energy ``H(G(z) + y)`` trained with ``model.fit``.
+
+Modes:
+    ``synthesis``: conditional form ``p(y | z) p0(z)``, ``z ~ N(0, I)``.
+        Langevin runs on ``y`` only, and the generator learns cooperatively,
+        regressing onto its own refined samples kept in persistent banks.
+    ``refine`` / ``retrofit``: joint form ``p(y, z) ∝ exp(-H(G(z) + y))`` over
+        a frozen generator (a pretrained GAN generator, or an autoencoder's
+        decoder); Langevin runs on both ``z`` and ``y``.
+"""
+
+import functools
+
+import keras
+import tensorflow as tf
+
+from hat_ebm_tf.distribute import all_gather, replica_info
+from hat_ebm_tf.layers import PACKAGE
+from hat_ebm_tf.losses import generator_regression_loss, maximum_likelihood_loss
+from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_normal, row_seeds
+from hat_ebm_tf.validation import check_images
+
+MODES = ("synthesis", "refine", "retrofit")
+_SALT_DATA_NOISE = 5
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HatEBM(keras.Model):
+    """Hat EBM over a generator, trained by maximum likelihood with ``fit``.
+
+    Args:
+        hat: the hat network H, ``[B, H, W, C]`` → ``[B, 1]``.
+        generator: G, ``[B, *latent_shape]`` → ``[B, H, W, C]``.
+        mode: ``"synthesis"``, ``"refine"`` or ``"retrofit"``.
+        sampler: ``LangevinConfig`` (or its dict) used in training.
+        data_epsilon: std of the Gaussian noise added to data in the energy
+            update.
+        gen_loss_factor: weight of the cooperative generator loss (synthesis).
+        bank_size: number of (z, image) pairs in the persistent banks
+            (synthesis; reference 10 000).
+        max_grad_norm: clip each hat-network gradient to this norm, or None.
+        seed: integer seed of all training randomness (with the step counter,
+            it fixes every draw, so a resumed run continues the same streams).
+
+    Call:
+        images: ``[B, H, W, C]`` float in [-1, 1].
+
+    Returns:
+        ``[B]`` energies.
+    """
+
+    def __init__(
+        self,
+        hat,
+        generator,
+        mode="synthesis",
+        sampler=None,
+        data_epsilon=1e-3,
+        gen_loss_factor=1000.0,
+        bank_size=10000,
+        max_grad_norm=None,
+        seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"HatEBM: unknown mode={mode!r}; expected one of {MODES}")
+        if sampler is None:
+            joint = mode != "synthesis"
+            sampler = LangevinConfig(update_latents=joint, latent_step_size=5e-3 if joint else 0.0)
+        if isinstance(sampler, dict):
+            sampler = LangevinConfig.from_dict(sampler)
+        if sampler.update_latents != (mode != "synthesis"):
+            raise ValueError(
+                f"HatEBM: mode={mode!r} needs sampler.update_latents={mode != 'synthesis'} "
+                f"(synthesis runs Langevin on residuals only; refine/retrofit on latents and residuals)"
+            )
+        if mode == "synthesis" and (not isinstance(bank_size, int) or bank_size <= 0):
+            raise ValueError(f"HatEBM: bank_size={bank_size!r} must be a positive integer in synthesis mode")
+        if max_grad_norm is not None and not max_grad_norm > 0:
+            raise ValueError(f"HatEBM: max_grad_norm={max_grad_norm!r} must be > 0 or None")
+        self.hat = hat
+        self.generator = generator
+        self.mode = mode
+        self.sampler_config = sampler
+        self.data_epsilon = float(data_epsilon)
+        self.gen_loss_factor = float(gen_loss_factor)
+        self.bank_size = int(bank_size)
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.seed = int(seed)
+        self.image_shape = self._checked_shapes()
+        self.latent_shape = tuple(int(d) for d in generator.latent_shape)
+        if mode != "synthesis":
+            # The joint form refines a fixed (pretrained) generator.
+            self.generator.trainable = False
+        if mode == "synthesis":
+            self.bank_latents = self.add_weight(
+                shape=(self.bank_size, *self.latent_shape),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+                name="bank_latents",
+            )
+            self.bank_images = self.add_weight(
+                shape=(self.bank_size, *self.image_shape),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+                name="bank_images",
+            )
+            self.banks_ready = self.add_weight(
+                shape=(),
+                initializer="zeros",
+                dtype="int32",
+                trainable=False,
+                aggregation="only_first_replica",
+                name="banks_ready",
+            )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.energy_diff_tracker = keras.metrics.Mean(name="energy_diff")
+        self.gen_loss_tracker = keras.metrics.Mean(name="gen_loss")
+        self.grad_norm_latent_tracker = keras.metrics.Mean(name="grad_norm_latent")
+        self.grad_norm_res_tracker = keras.metrics.Mean(name="grad_norm_res")
+        self.generator_optimizer = None
+        self.built = True  # both networks build themselves
+
+    def _checked_shapes(self):
+        hat_shape = tuple(
+            self.hat.compute_output_spec(
+                keras.KerasTensor((1, self.hat.image_size, self.hat.image_size, self.hat.channels))
+            ).shape
+        )
+        if hat_shape != (1, 1):
+            raise ValueError(f"HatEBM: the hat network must output [B, 1] energies, got {hat_shape}")
+        image_shape = (self.hat.image_size, self.hat.image_size, self.hat.channels)
+        gen_shape = tuple(
+            self.generator.compute_output_spec(keras.KerasTensor((1, *self.generator.latent_shape))).shape[1:]
+        )
+        if gen_shape != image_shape:
+            raise ValueError(
+                f"HatEBM: generator images {list(gen_shape)} do not match the hat network's input {list(image_shape)}"
+            )
+        return image_shape
+
+    # ----------------------------------------------------------------- compile
+    def compile(self, hat_optimizer, generator_optimizer=None, **kwargs):
+        """Set the two optimizers.
+
+        Args:
+            hat_optimizer: optimizer of the hat network. With ``use_ema`` it
+                also keeps the weight EMA of the generator (see below).
+            generator_optimizer: optimizer of the generator (synthesis only).
+            **kwargs: passed to ``keras.Model.compile`` (e.g. ``jit_compile``).
+        """
+        if self.mode == "synthesis" and generator_optimizer is None:
+            raise ValueError("HatEBM.compile: synthesis mode needs a generator_optimizer")
+        hat_optimizer = keras.optimizers.get(hat_optimizer)
+        super().compile(optimizer=hat_optimizer, **kwargs)
+        self.generator_optimizer = keras.optimizers.get(generator_optimizer) if generator_optimizer else None
+        # Keras finalises the EMA with `model.optimizer` over all of
+        # `model.trainable_weights` at the end of `fit`, so the hat optimizer is
+        # built over every trainable weight: it applies gradients to the hat
+        # network only, but keeps (and finally swaps in) the EMA of both
+        # networks, as the reference does (EMA 0.9999 on both).
+        self.optimizer.build(self.trainable_weights)
+        if self.generator_optimizer is not None:
+            self.generator_optimizer.build(self.generator.trainable_weights)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        return {
+            "hat_optimizer": keras.saving.serialize_keras_object(self.optimizer),
+            "generator_optimizer": keras.saving.serialize_keras_object(self.generator_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            hat_optimizer=keras.saving.deserialize_keras_object(config["hat_optimizer"]),
+            generator_optimizer=keras.saving.deserialize_keras_object(config["generator_optimizer"]),
+        )
+
+    # ------------------------------------------------------------------ public
+    def call(self, images):
+        return self.energy(images)
+
+    def energy(self, images):
+        """Energies ``H(x)``.
+
+        Args:
+            images: ``[B, H, W, C]`` float in [-1, 1].
+
+        Returns:
+            ``[B]`` float32 energies.
+        """
+        images = check_images(images, self.image_shape, "HatEBM.energy")
+        return tf.cast(self.hat(images), tf.float32)[:, 0]
+
+    def sample(self, n, seed=0, batch_size=None, config=None):
+        """Draw ``n`` images by Langevin sampling from fresh chains.
+
+        Chain ``i`` is seeded by ``(seed, i)``, so results do not depend on
+        ``batch_size``.
+
+        Args:
+            n: number of images.
+            seed: integer seed.
+            batch_size: chains run at once (default: all ``n``).
+            config: ``LangevinConfig`` overriding the training sampler (e.g.
+                longer evaluation chains).
+
+        Returns:
+            ``[n, H, W, C]`` float32 images (``G(z) + y``, roughly in [-1, 1]).
+        """
+        config = config or self.sampler_config
+        chunks = []
+        batch_size = batch_size or n
+        for start in range(0, n, batch_size):
+            seeds = row_seeds(seed, min(batch_size, n - start), offset=start)
+            chunks.append(self._sample_function(config)(seeds).images)
+        return tf.concat(chunks, axis=0)
+
+    def refine(self, latents, seed=0, config=None):
+        """Run the sampler from given latents (joint modes move them too).
+
+        Args:
+            latents: ``[B, *latent_shape]`` initial latents.
+            seed: integer seed; chain ``i`` uses ``(seed, i)``.
+            config: optional ``LangevinConfig`` override.
+
+        Returns:
+            ``LangevinResult`` with refined ``images`` ``[B, H, W, C]``.
+        """
+        latents = tf.convert_to_tensor(latents, tf.float32)
+        if tuple(latents.shape[1:]) != self.latent_shape:
+            raise ValueError(
+                f"HatEBM.refine: latents have shape {list(latents.shape)}, expected [B, "
+                f"{', '.join(map(str, self.latent_shape))}]"
+            )
+        seeds = row_seeds(seed, latents.shape[0])
+        return self._refine_function(config or self.sampler_config)(latents, seeds)
+
+    def generate(self, latents):
+        """``G(z)`` with the generator's moving batch-norm statistics."""
+        return tf.cast(self.generator(latents, training=False), tf.float32)
+
+    def initialize_banks(self, batch_size=500):
+        """Fill the persistent banks with ``z ~ N(0, I)`` and ``G(z)`` (synthesis)."""
+        if self.mode != "synthesis":
+            return
+        seeds = row_seeds(self.seed, self.bank_size, offset=0)
+        latents = row_normal(seeds, self.latent_shape, salt=7)
+        images = tf.concat(
+            [self.generate(latents[i : i + batch_size]) for i in range(0, self.bank_size, batch_size)], 0
+        )
+        self.bank_latents.assign(latents)
+        self.bank_images.assign(images)
+        self.banks_ready.assign(1)
+
+    def fit(self, *args, **kwargs):
+        if self.mode == "synthesis" and int(self.banks_ready.numpy()) == 0:
+            self.initialize_banks()
+        return super().fit(*args, **kwargs)
+
+    # --------------------------------------------------------------- training
+    @property
+    def metrics(self):
+        return [
+            self.loss_tracker,
+            self.energy_diff_tracker,
+            self.gen_loss_tracker,
+            self.grad_norm_latent_tracker,
+            self.grad_norm_res_tracker,
+        ]
+
+    def _chains(self, latents, residuals, seeds, config):
+        return langevin(lambda x: self.hat(x), self.generate, latents, residuals, seeds, config)
+
+    @functools.cache  # noqa: B019 - one traced function per (model, config)
+    def _sample_function(self, config):
+        @tf.function(reduce_retracing=True)
+        def run(seeds):
+            latents, residuals = initial_state(seeds, self.latent_shape, self.image_shape, config)
+            return self._chains(latents, residuals, seeds, config)
+
+        return run
+
+    @functools.cache  # noqa: B019
+    def _refine_function(self, config):
+        @tf.function(reduce_retracing=True)
+        def run(latents, seeds):
+            _, residuals = initial_state(seeds, self.latent_shape, self.image_shape, config)
+            return self._chains(latents, residuals, seeds, config)
+
+        return run
+
+    def train_step(self, data):
+        # Keras 3 + MultiWorkerMirroredStrategy (keras #20585, TF #72388): the
+        # dataset yields images only, and all metrics returned are scalars.
+        if isinstance(data, (tuple, list, dict)):
+            raise ValueError(
+                "HatEBM.train_step: the dataset must yield image tensors only, not "
+                f"{type(data).__name__}; map it with `lambda x, *_: x`"
+            )
+        data = check_images(data, self.image_shape, "HatEBM.train_step", value_range=(-1.0, 1.0))
+        replica_id, num_replicas = replica_info()
+        batch = tf.shape(data)[0]
+        step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
+        # Per-row seeds on the global row index: every replica draws other
+        # rows, and a run gives the same numbers on 1 or N replicas.
+        step_seed = tf.constant(self.seed, tf.int64) * 1_000_000_007 + step
+        seeds = row_seeds(step_seed, batch, offset=tf.cast(replica_id, tf.int64) * tf.cast(batch, tf.int64))
+
+        # 1. Sample from fresh chains (paper Eq. 5 / Alg. 1).
+        latents, residuals = initial_state(seeds, self.latent_shape, self.image_shape, self.sampler_config)
+        chains = self._chains(latents, residuals, seeds, self.sampler_config)
+        samples = tf.stop_gradient(chains.images)
+
+        # 2. Energy update: maximum likelihood (paper Eq. 2).
+        noisy = data + self.data_epsilon * row_normal(seeds, self.image_shape, _SALT_DATA_NOISE)
+        hat_vars = self.hat.trainable_weights
+        with tf.GradientTape() as tape:
+            loss, energy_diff = maximum_likelihood_loss(
+                self.hat(noisy), self.hat(samples), self.sampler_config.temperature
+            )
+            scaled = loss / num_replicas
+        grads = tape.gradient(scaled, hat_vars)
+        if self.max_grad_norm is not None:
+            grads = [tf.clip_by_norm(g, self.max_grad_norm) for g in grads]
+        self.optimizer.apply_gradients(zip(grads, hat_vars, strict=True))
+
+        # 3. Generator update (synthesis): regress G(z) onto refined samples
+        #    stored in the persistent banks (cooperative learning).
+        gen_loss = tf.constant(0.0)
+        if self.mode == "synthesis":
+            indices = tf.random.stateless_uniform(
+                [batch * num_replicas],
+                seed=tf.stack([tf.constant(self.seed, tf.int64), step]),
+                minval=0,
+                maxval=self.bank_size,
+                dtype=tf.int64,
+            )
+            own = indices[replica_id * batch : (replica_id + 1) * batch]
+            gen_vars = self.generator.trainable_weights
+            with tf.GradientTape() as tape:
+                gen_loss = generator_regression_loss(
+                    self.generator(tf.gather(self.bank_latents, own), training=False),
+                    tf.gather(self.bank_images, own),
+                    self.gen_loss_factor,
+                )
+                scaled = gen_loss / num_replicas
+            self.generator_optimizer.apply_gradients(zip(tape.gradient(scaled, gen_vars), gen_vars, strict=True))
+
+            # 4. Bank update: this step's (z, G(z) + y) at the drawn indices.
+            #    Every replica writes the same gathered global batch.
+            rows = indices[:, None]
+            self.bank_latents.value.scatter_nd_update(rows, all_gather(chains.latents))
+            self.bank_images.value.scatter_nd_update(rows, all_gather(samples))
+
+        # 5. Trackers (unscaled values).
+        self.loss_tracker.update_state(loss)
+        self.energy_diff_tracker.update_state(energy_diff)
+        self.gen_loss_tracker.update_state(gen_loss)
+        self.grad_norm_latent_tracker.update_state(chains.grad_norm_latent)
+        self.grad_norm_res_tracker.update_state(chains.grad_norm_res)
+        return {m.name: m.result() for m in self.metrics}
+
+    # ----------------------------------------------------------- serialization
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hat": keras.saving.serialize_keras_object(self.hat),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "mode": self.mode,
+            "sampler": self.sampler_config.to_dict(),
+            "data_epsilon": self.data_epsilon,
+            "gen_loss_factor": self.gen_loss_factor,
+            "bank_size": self.bank_size,
+            "max_grad_norm": self.max_grad_norm,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["hat"] = keras.saving.deserialize_keras_object(config["hat"])
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        return cls(**config)

@@ -1,0 +1,218 @@
+"""Experiment configs: YAML/JSON data files, validated, unknown keys rejected.
+
+Config dicts stop here: everything below ``training/`` takes the frozen
+dataclasses built by ``load_config``. A config file is parsed as data
+(``yaml.safe_load``), never executed.
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from hat_ebm_tf.model import MODES
+from hat_ebm_tf.sampler import LangevinConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file or value is invalid; the message names the key."""
+
+
+def _from_dict(cls, values, where):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def _require(condition, message):
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the training images come from.
+
+    Attributes:
+        source: ``digits`` (scikit-learn's bundled 8×8 digits), or ``array``
+            (an ``.npy``/``.npz`` file of uint8 ``[N, H, W, C]`` images).
+        image_size: model resolution.
+        channels: image channels.
+        path: file of the ``array`` source.
+    """
+
+    source: str = "digits"
+    image_size: int = 16
+    channels: int = 1
+    path: str | None = None
+
+    def __post_init__(self):
+        _require(self.source in ("digits", "array"), f"data.source={self.source!r}: expected 'digits' or 'array'")
+        _require(
+            isinstance(self.image_size, int) and self.image_size > 0,
+            f"data.image_size={self.image_size!r} must be a positive integer",
+        )
+        _require(self.source != "array" or self.path, "data.path is required when data.source is 'array'")
+        _require(
+            self.source != "digits" or self.channels == 1,
+            f"data.channels={self.channels!r}: the digits are single-channel",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Widths of the networks (the reference's ``ngf``) and the latent size."""
+
+    hat_width: int = 256
+    generator_width: int = 256
+    latent_dim: int = 128
+    out_factor: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation settings (reference key names in brackets).
+
+    Attributes:
+        steps: training steps (``num_training_steps``).
+        steps_per_epoch: steps between Keras epoch ends (logging, curves).
+        batch_size: global batch size.
+        hat_learning_rate: Adam learning rate of the hat network.
+        generator_learning_rate: Adam learning rate of the generator.
+        ema_momentum: weight EMA (``ebm_opt_decay``), or null for none.
+        data_epsilon: std of the noise added to data.
+        gen_loss_factor: cooperative generator loss weight
+            (``gen_loss_factor_coop``).
+        bank_size: persistent bank size (``persistent_size``).
+        max_grad_norm: clip each hat gradient to this norm, or null.
+    """
+
+    steps: int = 50000
+    steps_per_epoch: int = 500
+    batch_size: int = 128
+    hat_learning_rate: float = 1e-4
+    generator_learning_rate: float = 1e-4
+    ema_momentum: float | None = 0.9999
+    data_epsilon: float = 1e-3
+    gen_loss_factor: float = 1000.0
+    bank_size: int = 10000
+    max_grad_norm: float | None = None
+
+    def __post_init__(self):
+        for name in ("steps", "steps_per_epoch", "batch_size", "bank_size"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value > 0, f"training.{name}={value!r} must be a positive integer")
+        _require(
+            self.ema_momentum is None or 0.0 < self.ema_momentum < 1.0,
+            f"training.ema_momentum={self.ema_momentum!r} must be in (0, 1) or null",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """What the run writes at the end: ``num_samples`` images drawn with ``sampler``."""
+
+    num_samples: int = 1000
+    batch_size: int = 250
+    sampler: LangevinConfig | None = None
+
+    def __post_init__(self):
+        _require(
+            isinstance(self.num_samples, int) and self.num_samples > 0,
+            f"evaluation.num_samples={self.num_samples!r} must be a positive integer",
+        )
+        _require(
+            isinstance(self.batch_size, int) and self.batch_size > 0,
+            f"evaluation.batch_size={self.batch_size!r} must be a positive integer",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment, as read from one config file."""
+
+    name: str
+    mode: str
+    seed: int
+    data: DataConfig
+    networks: NetworkConfig
+    sampler: LangevinConfig
+    training: TrainingConfig
+    evaluation: EvaluationConfig
+
+    def __post_init__(self):
+        _require(self.mode in MODES, f"mode={self.mode!r}: expected one of {list(MODES)}")
+        _require(self.mode == "synthesis", f"mode={self.mode!r}: `hat-ebm train` supports synthesis so far")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "networks": NetworkConfig,
+    "sampler": LangevinConfig,
+    "training": TrainingConfig,
+}
+
+
+def parse_config(values, where="config"):
+    """Validate a config mapping into an ``ExperimentConfig``.
+
+    Raises:
+        ConfigError: naming the unknown key or bad value.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level, got {type(values).__name__}")
+    top = {"name", "mode", "seed", "evaluation", *_SECTIONS}
+    unknown = sorted(set(values) - top)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; known keys are {sorted(top)}")
+    sections = {key: _from_dict(cls, values.get(key, {}), f"{where}: {key}") for key, cls in _SECTIONS.items()}
+    evaluation = dict(values.get("evaluation", {}))
+    if evaluation.get("sampler") is not None:
+        overrides = evaluation["sampler"]
+        _require(isinstance(overrides, dict), f"{where}: evaluation.sampler must be a mapping of sampler overrides")
+        evaluation["sampler"] = _from_dict(
+            LangevinConfig, {**sections["sampler"].to_dict(), **overrides}, f"{where}: evaluation.sampler"
+        )
+    seed = values.get("seed", 0)
+    _require(isinstance(seed, int), f"{where}: seed={seed!r} must be an integer")
+    return ExperimentConfig(
+        name=str(values.get("name", "experiment")),
+        mode=values.get("mode", "synthesis"),
+        seed=seed,
+        evaluation=_from_dict(EvaluationConfig, evaluation, f"{where}: evaluation"),
+        **sections,
+    )
+
+
+def load_config(path):
+    """Read and validate a YAML or JSON config file (by name, or a path).
+
+    Args:
+        path: a file path, or the name of a shipped config (``digits``).
+    """
+    path = Path(path)
+    if not path.suffix and not path.exists():
+        path = CONFIG_DIR / f"{path}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(f"config file {os.fspath(path)!r} not found; shipped configs are {shipped}")
+    text = path.read_text()
+    try:
+        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        raise ConfigError(f"config file {os.fspath(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from err
+    return parse_config(values, where=os.fspath(path))
