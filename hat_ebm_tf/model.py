@@ -260,6 +260,17 @@ class HatEBM(keras.Model):
         self.bank_images.assign(images)
         self.banks_ready.assign(1)
 
+    def bank_indices(self, step, global_batch):
+        """Bank rows drawn at training step ``step``: ``[global_batch]`` int64.
+
+        The draw depends on ``(seed, step)`` only, so every replica draws the
+        same global indices and takes its own slice of them.
+        """
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        return tf.random.stateless_uniform(
+            [global_batch], seed=seed, minval=0, maxval=self.bank_size, dtype=tf.int64
+        )
+
     def fit(self, *args, **kwargs):
         if self.mode == "synthesis" and int(self.banks_ready.numpy()) == 0:
             self.initialize_banks()
@@ -336,13 +347,7 @@ class HatEBM(keras.Model):
         #    stored in the persistent banks (cooperative learning).
         gen_loss = tf.constant(0.0)
         if self.mode == "synthesis":
-            indices = tf.random.stateless_uniform(
-                [batch * num_replicas],
-                seed=tf.stack([tf.constant(self.seed, tf.int64), step]),
-                minval=0,
-                maxval=self.bank_size,
-                dtype=tf.int64,
-            )
+            indices = self.bank_indices(step, batch * num_replicas)
             own = indices[replica_id * batch : (replica_id + 1) * batch]
             gen_vars = self.generator.trainable_weights
             with tf.GradientTape() as tape:

@@ -13,15 +13,17 @@ One step, with temperature ``T`` (paper Sec. 3, Eq. 3 and 5):
    longer than ``max_residual_norm``.
 
 The loop is a ``tf.while_loop``: no gradient flows through it, so memory does
-not grow with the number of steps. Noise is drawn per row from stateless ops
-keyed on that row's seed, so a row's chain depends on its own seed only,
-whatever the batch it is drawn in.
+not grow with the number of steps. Noise is drawn per row from a stateless
+counter-based generator (``hat_ebm_tf.rng``) keyed on that row's seed, so a
+row's chain depends on its own seed only, whatever the batch it is drawn in.
 """
 
 import dataclasses
 from typing import NamedTuple
 
 import tensorflow as tf
+
+from hat_ebm_tf.rng import stateless_row_normal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,20 +122,12 @@ def row_normal(seeds, shape, salt, step=0):
 
     Args:
         seeds: ``[B, 2]`` integer seeds, one per row.
-        shape: per-row shape.
+        shape: static per-row shape.
         salt: integer separating independent streams of one row.
         step: integer (tensor) separating Langevin steps.
     """
-    seeds = tf.cast(seeds, tf.int64)
-    step = tf.cast(step, tf.int64) * 8 + salt
-    shape = tf.TensorShape(shape)
-
-    def one(seed):
-        key = tf.random.experimental.stateless_fold_in(seed, step)
-        return tf.random.stateless_normal(shape, seed=key)
-
-    out = tf.vectorized_map(one, seeds)
-    return tf.ensure_shape(out, [None, *shape.as_list()])
+    stream = tf.cast(step, tf.int64) * 8 + salt
+    return stateless_row_normal(seeds, stream, shape)
 
 
 def initial_state(seeds, latent_shape, image_shape, config):

@@ -1,0 +1,89 @@
+"""Per-row counter-based random numbers: row ``b``'s draws depend on ``seeds[b]`` only.
+
+TensorFlow's stateless ops (``tf.random.stateless_normal``) take one seed per
+call; drawing one stream per row with them needs ``tf.vectorized_map``, which
+has no converter for them and falls back to a ``tf.while_loop`` over rows (a
+1000-row, 800-step chain took 60 s on 2 CPU cores). Here every draw is a pure
+function of ``(row seed, stream, element index)``, computed with vectorised
+32-bit integer ops that run on CPU, GPU and TPU:
+
+* a hash of the counter, ``lowbias32`` (an integer finaliser published by
+  Chris Wellons, constants 0x7feb352d and 0x846ca68b), chained over the seed
+  words, the stream and the element index;
+* 24-bit uniforms in (0, 1), then Box–Muller for standard normals.
+
+The same seed gives the same numbers on every device and in every batch.
+"""
+
+import math
+
+import tensorflow as tf
+
+_M1 = 0x7FEB352D
+_M2 = 0x846CA68B
+
+
+def _mix(x):
+    """lowbias32: a bijective avalanche hash of uint32 values."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.uint32)))
+    x = x * tf.constant(_M1, tf.uint32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(15, tf.uint32)))
+    x = x * tf.constant(_M2, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.uint32)))
+
+
+def _combine(key, value):
+    """Fold ``value`` into ``key`` (both uint32, broadcastable)."""
+    return _mix(tf.bitwise.bitwise_xor(key, _mix(value + tf.constant(0x9E3779B9, tf.uint32))))
+
+
+def _words(x):
+    """int64 → (low, high) uint32 words."""
+    x = tf.cast(x, tf.int64)
+    low = tf.cast(tf.bitwise.bitwise_and(x, 0xFFFFFFFF), tf.uint32)
+    high = tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(x, 32), 0xFFFFFFFF), tf.uint32)
+    return low, high
+
+
+def row_keys(seeds, stream):
+    """One uint32 key per row from ``seeds`` ``[B, 2]`` (int) and a stream id (int64 scalar).
+
+    Returns:
+        ``[B, 1]`` uint32.
+    """
+    seeds = tf.cast(seeds, tf.int64)
+    key = tf.zeros_like(seeds[:, 0], dtype=tf.uint32)
+    for word in (*_words(seeds[:, 0]), *_words(seeds[:, 1]), *_words(stream)):
+        key = _combine(key, word)
+    return key[:, None]
+
+
+def row_uniform_bits(seeds, stream, size):
+    """``[B, size]`` uint32 random words; row ``b`` depends on ``seeds[b]`` and ``stream`` only."""
+    counter = tf.range(size, dtype=tf.int32)
+    return _combine(row_keys(seeds, stream), tf.cast(counter, tf.uint32)[None, :])
+
+
+def _unit_interval(bits):
+    """uint32 → float32 uniform on the open interval (0, 1), 24-bit resolution."""
+    top = tf.cast(tf.bitwise.right_shift(bits, tf.constant(8, tf.uint32)), tf.float32)
+    return (top + 0.5) * (1.0 / 16777216.0)
+
+
+def stateless_row_normal(seeds, stream, shape):
+    """Standard normals ``[B, *shape]`` float32, row ``b`` keyed on ``(seeds[b], stream)``.
+
+    Args:
+        seeds: ``[B, 2]`` integer seeds, one per row.
+        stream: int64 scalar (tensor) naming an independent stream of each row.
+        shape: static per-row shape.
+    """
+    shape = tf.TensorShape(shape)
+    size = shape.num_elements()
+    half = (size + 1) // 2
+    bits = row_uniform_bits(seeds, stream, 2 * half)
+    u1, u2 = _unit_interval(bits[:, :half]), _unit_interval(bits[:, half:])
+    radius = tf.sqrt(-2.0 * tf.math.log(u1))
+    angle = (2.0 * math.pi) * u2
+    normals = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=1)[:, :size]
+    return tf.reshape(normals, [-1, *shape.as_list()])

@@ -1,0 +1,126 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hat_ebm_tf.data import array_dataset
+from hat_ebm_tf.model import HatEBM
+from hat_ebm_tf.networks import Generator, HatNetwork
+from hat_ebm_tf.sampler import LangevinConfig
+from tests.conftest import TINY_SAMPLER, tiny_model
+
+
+def _energy_gap(model, data, samples):
+    return float(tf.reduce_mean(model.energy(data)) - tf.reduce_mean(model.energy(samples)))
+
+
+def test_one_fit_step_lowers_data_energy_relative_to_samples(digits16):
+    model = tiny_model(data_epsilon=0.0)
+    model.initialize_banks()
+    samples = model.sample(64, seed=0)
+    before = _energy_gap(model, digits16, samples)
+    logs = model.fit(array_dataset(digits16, 32), steps_per_epoch=1, epochs=1, verbose=0).history
+    assert set(logs) == {"loss", "energy_diff", "gen_loss", "grad_norm_latent", "grad_norm_res"}
+    assert _energy_gap(model, digits16, samples) < before
+
+
+def test_banks_change_at_the_drawn_indices_and_nowhere_else(digits16):
+    model = tiny_model(bank_size=64)
+    model.initialize_banks()
+    latents, images = model.bank_latents.numpy().copy(), model.bank_images.numpy().copy()
+    drawn = set(model.bank_indices(0, 16).numpy().tolist())
+    model.fit(array_dataset(digits16, 16), steps_per_epoch=1, epochs=1, verbose=0)
+    changed_z = set(np.flatnonzero(np.any(model.bank_latents.numpy() != latents, axis=1)).tolist())
+    changed_x = set(np.flatnonzero(np.any(model.bank_images.numpy().reshape(64, -1) != images.reshape(64, -1), axis=1)))
+    assert changed_z == drawn and changed_x == drawn
+
+
+def test_banks_start_as_generator_outputs():
+    model = tiny_model(bank_size=10)
+    model.initialize_banks()
+    np.testing.assert_allclose(model.bank_images, model.generate(model.bank_latents), rtol=1e-5, atol=1e-6)
+    assert abs(float(np.std(model.bank_latents))) == pytest.approx(1.0, abs=0.3)
+
+
+@pytest.mark.parametrize("mode", ["refine", "retrofit"])
+def test_joint_modes_train_with_a_frozen_generator(mode, digits16):
+    model = tiny_model(mode=mode)
+    gen_before = [w.numpy().copy() for w in model.generator.weights]
+    hat_before = [w.numpy().copy() for w in model.hat.weights]
+    logs = model.fit(array_dataset(digits16, 16), steps_per_epoch=2, epochs=1, verbose=0).history
+    assert logs["grad_norm_latent"][0] > 0 and logs["gen_loss"][0] == 0
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(gen_before, model.generator.weights, strict=True))
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(hat_before, model.hat.weights, strict=True))
+    refined = model.refine(np.zeros((3, 4), "float32"), seed=1)
+    assert refined.images.shape == (3, 16, 16, 1) and np.any(refined.latents.numpy() != 0)
+
+
+def test_sample_is_seeded_and_independent_of_batch_size():
+    model = tiny_model()
+    a = model.sample(5, seed=3)
+    # Rows keep their seeds in any batch split; only conv round-off may differ.
+    np.testing.assert_allclose(a, model.sample(5, seed=3, batch_size=2), rtol=0, atol=1e-5)
+    assert not np.allclose(a, model.sample(5, seed=4))
+    assert a.shape == (5, 16, 16, 1)
+
+
+def test_get_config_and_keras_file_roundtrip(tmp_path, digits16):
+    model = tiny_model()
+    model.fit(array_dataset(digits16, 16), steps_per_epoch=1, epochs=1, verbose=0)
+    clone = HatEBM.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.sampler_config == model.sampler_config and loaded.mode == "synthesis"
+    np.testing.assert_allclose(loaded.energy(digits16[:4]), model.energy(digits16[:4]), rtol=1e-5)
+    np.testing.assert_array_equal(loaded.bank_images, model.bank_images)
+    np.testing.assert_allclose(loaded.sample(3, seed=1), model.sample(3, seed=1), rtol=1e-5, atol=1e-6)
+    # The optimizers (and the hat optimizer's EMA slots) come back too.
+    assert int(loaded.optimizer.iterations) == 1 and loaded.generator_optimizer is not None
+
+
+def test_ema_weights_are_swapped_in_after_fit(digits16):
+    model = tiny_model()
+    model.fit(array_dataset(digits16, 16), steps_per_epoch=3, epochs=1, verbose=0)
+    averages = model.optimizer._model_variables_moving_average
+    np.testing.assert_array_equal(model.trainable_weights[0].numpy(), averages[0].numpy())
+
+
+@pytest.mark.parametrize(
+    ("images", "match"),
+    [
+        (np.zeros((2, 16, 16), "float32"), "rank 3"),
+        (np.zeros((2, 8, 8, 1), "float32"), r"shape \[2, 8, 8, 1\]"),
+        (np.zeros((2, 16, 16, 3), "float32"), r"expected \[None, 16, 16, 1\]"),
+        (np.zeros((2, 16, 16, 1), "uint8"), "dtype uint8"),
+    ],
+)
+def test_bad_images_get_named_errors(images, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_model().energy(images)
+
+
+def test_out_of_range_training_data_is_named():
+    model = tiny_model()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image values above 1"):
+        model.fit(array_dataset(np.full((16, 16, 16, 1), 255.0, "float32"), 8), steps_per_epoch=1, verbose=0)
+
+
+def test_labelled_datasets_are_rejected(digits16):
+    ds = tf.data.Dataset.from_tensor_slices((digits16, np.zeros(64))).batch(8)
+    with pytest.raises(ValueError, match="must yield image tensors only"):
+        tiny_model().fit(ds, steps_per_epoch=1, verbose=0)
+
+
+def test_bad_model_arguments_are_named():
+    hat, gen = HatNetwork(16, 8, 1), Generator(16, 8, 1, latent_dim=4)
+    with pytest.raises(ValueError, match="unknown mode='joint'"):
+        HatEBM(hat, gen, mode="joint")
+    with pytest.raises(ValueError, match="update_latents=False"):
+        HatEBM(hat, gen, mode="synthesis", sampler=LangevinConfig(update_latents=True, latent_step_size=0.1))
+    with pytest.raises(ValueError, match=r"generator images \[32, 32, 1\]"):
+        HatEBM(hat, Generator(32, 8, 1, latent_dim=4), sampler=TINY_SAMPLER)
+    with pytest.raises(ValueError, match="bank_size=0"):
+        HatEBM(hat, gen, sampler=TINY_SAMPLER, bank_size=0)
+    with pytest.raises(ValueError, match="generator_optimizer"):
+        HatEBM(hat, gen, sampler=TINY_SAMPLER).compile(hat_optimizer="adam")

@@ -1,0 +1,69 @@
+import keras
+import numpy as np
+import pytest
+
+from hat_ebm_tf.networks import GENERATOR_TABLE, HAT_TABLE, Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
+
+
+def _keras_roundtrip(net, x, tmp_path):
+    path = tmp_path / f"{net.name}.keras"
+    net.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(net) and loaded.get_config() == net.get_config()
+    np.testing.assert_allclose(loaded(x), net(x), rtol=1e-5, atol=1e-6)
+    clone = type(net).from_config(net.get_config())
+    assert [w.shape for w in clone.weights] == [w.shape for w in net.weights]
+
+
+@pytest.mark.parametrize("size", sorted(HAT_TABLE))
+def test_hat_network_every_size(size, rng, tmp_path):
+    net = HatNetwork(image_size=size, width=16, channels=3)
+    x = rng.uniform(-1, 1, (2, size, size, 3)).astype("float32")
+    assert net(x).shape == (2, 1)
+    _keras_roundtrip(net, x, tmp_path)
+
+
+@pytest.mark.parametrize("size", sorted(GENERATOR_TABLE))
+def test_generator_every_size(size, rng, tmp_path):
+    net = Generator(image_size=size, width=16, channels=3, latent_dim=8, out_factor=2.0)
+    z = rng.standard_normal((2, 8)).astype("float32")
+    out = net(z).numpy()
+    assert out.shape == (2, size, size, 3)
+    assert np.abs(out).max() <= 2.0
+    assert all(layer.synchronized for block in net.blocks for layer in (block.bn_1, block.bn_2))
+    _keras_roundtrip(net, z, tmp_path)
+
+
+def test_retrofit_decoder_and_encoder(rng, tmp_path):
+    dec = RetrofitDecoder(width=8, channels=3, latent_shape=(16, 16, 1))
+    enc = RetrofitEncoder(width=8, channels=3, latent_channels=1, normalize=True)
+    x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    z = enc(x).numpy()
+    assert z.shape == (2, 16, 16, 1)
+    np.testing.assert_allclose(np.linalg.norm(z.reshape(2, -1), axis=1), 16.0, rtol=1e-4)
+    assert dec(z).shape == (2, 32, 32, 3)
+    _keras_roundtrip(dec, z, tmp_path)
+    _keras_roundtrip(enc, x, tmp_path)
+
+
+def test_reference_layer_names():
+    hat = HatNetwork(32, 16, 3)
+    assert [b.name for b in hat.blocks] == ["conv_1", "block2", "block3", "block4"] and hat.head.name == "lin_5"
+    gen = Generator(64, 16, 3)
+    assert [b.name for b in gen.blocks] == ["block2", "block3", "block4", "block5"]
+    assert (gen.bn.name, gen.conv.name) == ("bn_6", "conv_6")
+
+
+@pytest.mark.parametrize("cls", [HatNetwork, Generator])
+def test_unsupported_size_is_named(cls):
+    with pytest.raises(ValueError, match="image_size=48"):
+        cls(image_size=48, width=16)
+
+
+def test_bad_width_and_channels_are_named():
+    with pytest.raises(ValueError, match="width=24"):
+        HatNetwork(image_size=64, width=24)
+    with pytest.raises(ValueError, match="channels=0"):
+        Generator(image_size=32, width=16, channels=0)
+    with pytest.raises(ValueError, match="latent_shape"):
+        RetrofitDecoder(width=8, latent_shape=(16, 16))
