@@ -267,9 +267,7 @@ class HatEBM(keras.Model):
         same global indices and takes its own slice of them.
         """
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
-        return tf.random.stateless_uniform(
-            [global_batch], seed=seed, minval=0, maxval=self.bank_size, dtype=tf.int64
-        )
+        return tf.random.stateless_uniform([global_batch], seed=seed, minval=0, maxval=self.bank_size, dtype=tf.int64)
 
     def fit(self, *args, **kwargs):
         if self.mode == "synthesis" and int(self.banks_ready.numpy()) == 0:

@@ -19,6 +19,7 @@ from hat_ebm_tf.networks import (
     RetrofitDecoder,
     RetrofitEncoder,
 )
+from hat_ebm_tf.sampler import LangevinConfig
 
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -31,7 +32,7 @@ def _reader(path):
     path = os.fspath(path)
     try:
         return tf.train.load_checkpoint(path)
-    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError, OSError) as err:
+    except (tf.errors.OpError, ValueError, OSError, RuntimeError) as err:
         raise ReferenceCheckpointError(
             f"cannot read reference checkpoint {path!r}: {type(err).__name__}: {err}. "
             "Pass the prefix of the checkpoint files (e.g. 'ebm32.ckpt' for 'ebm32.ckpt.index' "
@@ -181,3 +182,33 @@ def encoder_from_reference(path, normalize=True, image_size=32, name="retrofit_e
         name=name,
     )
     return load_reference_weights(net, path)
+
+
+# Reference sampler keys → LangevinConfig fields.
+_SAMPLER_KEYS = {
+    "mcmc_steps": "num_steps",
+    "epsilon": "step_size",
+    "epsilon_latent": "latent_step_size",
+    "mcmc_temp": "temperature",
+    "update_latents": "update_latents",
+    "use_noise": "noise",
+    "tau_res": "tau",
+    "init_scale_latent": "init_scale_latent",
+    "init_scale_res": "init_scale_residual",
+}
+
+
+def sampler_from_reference(config):
+    """A ``LangevinConfig`` from a reference experiment config (its own key names).
+
+    Keys that are not sampler settings (data paths, learning rates, ...) are
+    ignored. Residual clipping is on when ``clip_langevin_grad_res`` is true,
+    at ``max_langevin_norm_res``. Latents keep a step size only when
+    ``update_latents`` is true.
+    """
+    values = {ours: config[theirs] for theirs, ours in _SAMPLER_KEYS.items() if theirs in config}
+    if not config.get("update_latents", False):
+        values["latent_step_size"] = 0.0
+    if config.get("clip_langevin_grad_res", False):
+        values["max_residual_norm"] = config["max_langevin_norm_res"]
+    return LangevinConfig(**values)

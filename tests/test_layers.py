@@ -49,7 +49,9 @@ def test_plain_block_has_relu_before_first_conv_stem_does_not(rng):
     assert not np.allclose(plain(x), stem(x))
 
 
-@pytest.mark.parametrize(("filters", "up", "stem", "out_hw"), [(6, True, False, 8), (4, False, False, 4), (6, False, True, 4)])
+@pytest.mark.parametrize(
+    ("filters", "up", "stem", "out_hw"), [(6, True, False, 8), (4, False, False, 4), (6, False, True, 4)]
+)
 def test_up_block_shapes_and_roundtrip(rng, filters, up, stem, out_hw):
     x = rng.standard_normal((2, 4, 4, 4)).astype("float32")
     block = UpBlock(filters, upsample=up, stem=stem)

@@ -38,8 +38,13 @@ def test_noise_off_is_gradient_descent_on_latents_then_residuals(rng):
     sigma, eps, eps_z, temp, tau, steps = 0.7, 0.1, 0.2, 0.5, 0.3, 4
     a = rng.standard_normal((3, 16)).astype("float32") * 0.3  # linear generator G(z) = z @ a
     config = LangevinConfig(
-        num_steps=steps, step_size=eps, latent_step_size=eps_z, temperature=temp,
-        update_latents=True, noise=False, tau=tau,
+        num_steps=steps,
+        step_size=eps,
+        latent_step_size=eps_z,
+        temperature=temp,
+        update_latents=True,
+        noise=False,
+        tau=tau,
     )
     z0 = rng.standard_normal((5, 3)).astype("float32")
     y0 = rng.standard_normal((5, *SHAPE)).astype("float32") * 0.1

@@ -1,0 +1,32 @@
+import keras
+import numpy as np
+
+from hat_ebm_tf.autoencoder import Autoencoder
+from hat_ebm_tf.data import array_dataset
+from hat_ebm_tf.networks import RetrofitDecoder, RetrofitEncoder
+
+
+def tiny_autoencoder():
+    model = Autoencoder(
+        RetrofitEncoder(width=8, channels=1, image_size=16),
+        RetrofitDecoder(width=8, channels=1, latent_shape=(8, 8, 1)),
+        latent_noise=0.02,
+        loss_factor=1000.0,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    return model
+
+
+def test_fit_lowers_reconstruction_loss(digits16):
+    model = tiny_autoencoder()
+    history = model.fit(array_dataset(digits16, 32), steps_per_epoch=10, epochs=3, verbose=0).history["loss"]
+    assert history[-1] < history[0]
+    assert model(digits16[:2]).shape == (2, 16, 16, 1)
+
+
+def test_keras_file_roundtrip(tmp_path, digits16):
+    model = tiny_autoencoder()
+    model.save(tmp_path / "ae.keras")
+    loaded = keras.saving.load_model(tmp_path / "ae.keras")
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded(digits16[:3]), model(digits16[:3]), rtol=1e-5, atol=1e-6)
