@@ -203,7 +203,7 @@ class HatEBM(keras.Model):
         """Draw ``n`` images by Langevin sampling from fresh chains.
 
         Chain ``i`` is seeded by ``(seed, i)``, so results do not depend on
-        ``batch_size``.
+        ``batch_size`` (up to convolution round-off).
 
         Args:
             n: number of images.
@@ -215,13 +215,30 @@ class HatEBM(keras.Model):
         Returns:
             ``[n, H, W, C]`` float32 images (``G(z) + y``, roughly in [-1, 1]).
         """
-        config = config or self.sampler_config
-        chunks = []
         batch_size = batch_size or n
-        for start in range(0, n, batch_size):
-            seeds = row_seeds(seed, min(batch_size, n - start), offset=start)
-            chunks.append(self._sample_function(config)(seeds).images)
+        chunks = [
+            self.sample_with_seeds(row_seeds(seed, min(batch_size, n - start), offset=start), config)
+            for start in range(0, n, batch_size)
+        ]
         return tf.concat(chunks, axis=0)
+
+    def sample_with_seeds(self, seeds, config=None):
+        """Draw one image per row seed: the chain of row ``b`` depends on ``seeds[b]`` only.
+
+        Args:
+            seeds: ``[B, 2]`` integer row seeds (``sample(n, seed)`` uses
+                ``(seed, i)`` for row ``i``).
+            config: optional ``LangevinConfig`` override.
+
+        Returns:
+            ``[B, H, W, C]`` float32 images.
+        """
+        seeds = tf.convert_to_tensor(seeds)
+        if seeds.shape.rank != 2 or seeds.shape[1] != 2 or not seeds.dtype.is_integer:
+            raise ValueError(
+                f"HatEBM.sample_with_seeds: seeds must be integer [B, 2], got {seeds.dtype.name} {seeds.shape}"
+            )
+        return self._sample_function(config or self.sampler_config)(seeds).images
 
     def refine(self, latents, seed=0, config=None):
         """Run the sampler from given latents (joint modes move them too).

@@ -4,13 +4,13 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import pytest
 
-from hat_ebm_tf.model import HatEBM  # noqa: E402
-from hat_ebm_tf.networks import Generator, HatNetwork  # noqa: E402
-from hat_ebm_tf.sampler import LangevinConfig  # noqa: E402
+from hat_ebm_tf.model import HatEBM
+from hat_ebm_tf.networks import Generator, HatNetwork
+from hat_ebm_tf.sampler import LangevinConfig
 
 TINY_SAMPLER = LangevinConfig(num_steps=3, step_size=0.05, temperature=1e-2, max_residual_norm=1.0)
 JOINT_SAMPLER = LangevinConfig(

@@ -39,7 +39,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_train_writes_the_run_directory(tiny_run):
-    root, result = tiny_run
+    root, _ = tiny_run
     run = root / "run"
     for name in (
         "config.yaml",

@@ -26,7 +26,8 @@ FIXTURES = Path(
 )
 pytestmark = pytest.mark.skipif(
     not (FIXTURES / "expected.npz").is_file(),
-    reason=f"reference fixtures not found at {FIXTURES} (set HAT_EBM_REFERENCE_FIXTURES, or put shared/ beside the checkout)",
+    reason=f"reference fixtures not found at {FIXTURES} "
+    "(set HAT_EBM_REFERENCE_FIXTURES, or put shared/ beside the checkout)",
 )
 
 
@@ -121,7 +122,7 @@ def test_missing_and_unused_variables_are_named(fixtures):
 
 
 def test_missing_checkpoint_is_named(tmp_path):
-    with pytest.raises(ReferenceCheckpointError, match="cannot read reference checkpoint .*nothing.ckpt"):
+    with pytest.raises(ReferenceCheckpointError, match=r"cannot read reference checkpoint .*nothing\.ckpt"):
         checkpoint_shapes(tmp_path / "nothing.ckpt")
 
 

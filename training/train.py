@@ -22,9 +22,9 @@ from hat_ebm_tf.data import array_dataset, load_digits, model_range_to_uint8, ui
 from hat_ebm_tf.metrics import DIGITS_CLASSIFIER_TRAIN, digits_classifier_report
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork
+from training.commands.common import MODEL_FILE
 from training.plots import save_image_grid, save_training_curves
 
-MODEL_FILE = "model.keras"
 SAMPLES_FILE = "samples.npz"
 
 
