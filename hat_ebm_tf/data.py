@@ -1,9 +1,103 @@
-"""Input data: sources of images in [-1, 1] and the tf.data pipelines over them."""
+# Input data of Hat EBM. Preprocessing follows the reference implementation
+# (Hill et al., NeurIPS 2022, github.com/point0bar1/hat-ebm): uint8 → [-1, 1],
+# centre crop and antialiased resize, optional random resized crop and flip;
+# the data_epsilon noise is added in the training step. Independent code.
+"""Image sources (TFDS, folders, arrays, the embedded digits) and tf.data pipelines.
+
+Every pipeline yields image tensors only, ``[B, H, W, C]`` float32 in
+[-1, 1], never (image, label) tuples: Keras 3 under
+``MultiWorkerMirroredStrategy`` needs single-tensor elements (keras #20585).
+"""
+
+import dataclasses
+import os
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+TFDS_BUILDERS = ("cifar10", "celeb_a", "imagenet2012", "svhn_cropped", "cifar100")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+KINDS = ("digits", "tfds", "folder", "array")
 
+
+class DataError(ValueError):
+    """A data source is missing, unprepared, empty or malformed; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """Where images come from, and how they are brought to the model's size.
+
+    Attributes:
+        kind: ``digits`` (scikit-learn's bundled 8×8 digits), ``tfds`` (a
+            TensorFlow Datasets builder), ``folder`` (PNG/JPEG files, searched
+            recursively) or ``array`` (``.npz``/``.npy``).
+        name: TFDS builder name (``tfds``) or path (``folder``, ``array``).
+        split: TFDS split, e.g. ``train`` or ``test``.
+        data_dir: TFDS data directory (default: TFDS's own). Never downloaded.
+        image_size: model height and width.
+        channels: model channels (1 or 3).
+        random_crop: ``(min_scale, max_scale, min_ratio, max_ratio)`` of a
+            random resized crop for training, or None for a centre crop.
+        flip: random horizontal flips for training.
+    """
+
+    kind: str = "digits"
+    name: str | None = None
+    split: str = "train"
+    data_dir: str | None = None
+    image_size: int = 16
+    channels: int = 1
+    random_crop: tuple[float, float, float, float] | None = None
+    flip: bool = False
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise DataError(f"data source kind={self.kind!r}: expected one of {list(KINDS)}")
+        if self.kind == "tfds" and self.name not in TFDS_BUILDERS:
+            raise DataError(f"tfds builder name={self.name!r}: supported builders are {list(TFDS_BUILDERS)}")
+        if self.kind in ("folder", "array") and not self.name:
+            raise DataError(f"data source kind={self.kind!r} needs a path (name)")
+        if not isinstance(self.image_size, int) or self.image_size <= 0:
+            raise DataError(f"image_size={self.image_size!r} must be a positive integer")
+        if self.channels not in (1, 3):
+            raise DataError(f"channels={self.channels!r} must be 1 or 3")
+        if self.kind == "digits" and self.channels != 1:
+            raise DataError(f"channels={self.channels!r}: the digits are single-channel")
+        if self.random_crop is not None:
+            crop = tuple(float(v) for v in self.random_crop)
+            if len(crop) != 4 or not (0 < crop[0] <= crop[1] <= 1 and 0 < crop[2] <= crop[3]):
+                raise DataError(
+                    f"random_crop={self.random_crop!r} must be (min_scale, max_scale, min_ratio, max_ratio) "
+                    "with 0 < min_scale <= max_scale <= 1 and 0 < min_ratio <= max_ratio"
+                )
+            object.__setattr__(self, "random_crop", crop)
+
+
+def parse_source(spec, image_size, channels, data_dir=None, **options):
+    """A ``DataSource`` from a string, as given on the command line.
+
+    ``digits``; ``tfds:NAME`` or ``tfds:NAME:SPLIT`` (e.g. ``tfds:cifar10:test``);
+    a directory (``folder``); a ``.npz``/``.npy`` file (``array``).
+    """
+    if spec == "digits":
+        return DataSource("digits", image_size=image_size, channels=channels, **options)
+    if spec.startswith("tfds:"):
+        parts = spec.split(":")
+        split = parts[2] if len(parts) > 2 else "train"
+        return DataSource("tfds", parts[1], split, data_dir, image_size, channels, **options)
+    path = Path(spec)
+    if path.suffix in (".npz", ".npy"):
+        return DataSource("array", spec, image_size=image_size, channels=channels, **options)
+    if path.is_dir():
+        return DataSource("folder", spec, image_size=image_size, channels=channels, **options)
+    raise DataError(
+        f"data source {spec!r}: not 'digits', 'tfds:NAME[:SPLIT]', a .npz/.npy file or an existing directory"
+    )
+
+
+# ------------------------------------------------------------------ pixels
 def uint8_to_model_range(images):
     """uint8 pixels ``[..., C]`` in [0, 255] → float32 in [-1, 1]."""
     return tf.cast(images, tf.float32) / 127.5 - 1.0
@@ -15,6 +109,55 @@ def model_range_to_uint8(images):
     return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def center_crop(image):
+    """The largest centred square of ``[H, W, C]``."""
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
+    return image[top : top + side, left : left + side]
+
+
+def random_resized_crop(image, scale, ratio, seed):
+    """A random crop of ``[H, W, C]`` with area fraction in ``scale`` and aspect ratio in ``ratio``.
+
+    Args:
+        image: ``[H, W, C]``.
+        scale: ``(min, max)`` fraction of the image area.
+        ratio: ``(min, max)`` width / height.
+        seed: ``[2]`` int seed of the stateless draw.
+    """
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        area_range=scale,
+        aspect_ratio_range=ratio,
+        min_object_covered=0.0,
+        use_image_if_no_bounding_boxes=True,
+    )
+    return tf.slice(image, begin, size)
+
+
+def _to_model(image, source, seed=None):
+    """One uint8 ``[H, W, C]`` image → float32 ``[S, S, channels]`` in [-1, 1]."""
+    if seed is not None and source.random_crop is not None:
+        low, high, rmin, rmax = source.random_crop
+        image = random_resized_crop(image, (low, high), (rmin, rmax), seed)
+    else:
+        image = center_crop(image)
+    if source.channels == 1 and image.shape[-1] == 3:
+        image = tf.image.rgb_to_grayscale(image)
+    elif source.channels == 3 and image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    size = (source.image_size, source.image_size)
+    image = tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear", antialias=True)
+    image = tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+    if seed is not None and source.flip:
+        image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
+    return tf.ensure_shape(image, [*size, source.channels])
+
+
+# ----------------------------------------------------------------- sources
 def load_digits(image_size=16, return_labels=False):
     """scikit-learn's bundled 8×8 digits (UCI optdigits test set), offline.
 
@@ -40,19 +183,155 @@ def load_digits(image_size=16, return_labels=False):
     return (images, bunch.target.astype(np.int64)) if return_labels else images
 
 
+def _tfds_images(source):
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(source.name, data_dir=source.data_dir)
+    try:
+        ds = builder.as_dataset(split=source.split, shuffle_files=False)
+    except AssertionError as err:  # TFDS asserts when the data is not prepared
+        manual = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
+        how = (
+            f"it needs a manual download into {builder.data_dir_root}/downloads/manual/ "
+            f"({' '.join(manual.split())}), then `tfds build {source.name} --data_dir {builder.data_dir_root}`"
+            if manual
+            else f"prepare it on a machine with internet: `tfds build {source.name} --data_dir {builder.data_dir_root}`"
+            ", then copy the directory here"
+        )
+        raise DataError(
+            f"TFDS builder {source.name!r} is not prepared in {builder.data_dir!r} (nothing is downloaded at "
+            f"run time): {how}"
+        ) from err
+    key = next(k for k, f in builder.info.features.items() if isinstance(f, tfds.features.Image))
+    return ds.map(lambda example: example[key], num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def scan_folder(path):
+    """Sorted image files below ``path`` (recursive), after checking that they read and agree.
+
+    Raises:
+        DataError: for a missing or empty folder, an unreadable image, or
+            images with different channel counts (each named).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"image folder {os.fspath(root)!r} does not exist")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"image folder {os.fspath(root)!r} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+    channels = {}
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                image.verify()
+                bands = len(image.getbands())
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise DataError(f"unreadable image {os.fspath(file)!r}: {err}") from err
+        channels.setdefault(bands, file)
+    if len(channels) > 1:
+        examples = ", ".join(f"{n} channels: {os.fspath(f)!r}" for n, f in sorted(channels.items()))
+        raise DataError(f"image folder {os.fspath(root)!r} mixes channel counts ({examples})")
+    return files
+
+
+def _folder_images(source):
+    files = [os.fspath(f) for f in scan_folder(source.name)]
+
+    def read(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return tf.ensure_shape(image, [None, None, 3])
+
+    return tf.data.Dataset.from_tensor_slices(files).map(read, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def load_array(path):
+    """uint8 ``[N, H, W, C]`` images from a ``.npy`` file or a ``.npz`` file (array ``images``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"array file {os.fspath(path)!r} does not exist")
+    try:
+        with np.load(path) as loaded:
+            images = loaded["images"] if "images" in loaded.files else loaded[loaded.files[0]]
+    except (AttributeError, TypeError):  # a .npy file: np.load returned the array itself
+        images = np.load(path)
+    except (ValueError, OSError, KeyError, IndexError) as err:
+        raise DataError(f"cannot read array file {os.fspath(path)!r}: {err}") from err
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise DataError(
+            f"array file {os.fspath(path)!r}: expected uint8 images [N, H, W, 1 or 3], "
+            f"got {images.dtype} {list(images.shape)}"
+        )
+    return images
+
+
+def _raw_images(source):
+    """Unbatched uint8 ``[H, W, C]`` images of a source."""
+    if source.kind == "tfds":
+        return _tfds_images(source)
+    if source.kind == "folder":
+        return _folder_images(source)
+    if source.kind == "array":
+        return tf.data.Dataset.from_tensor_slices(load_array(source.name))
+    return tf.data.Dataset.from_tensor_slices(model_range_to_uint8(load_digits(8)))
+
+
+# ---------------------------------------------------------------- pipelines
+def image_dataset(source, batch_size, training=True, seed=0, input_context=None):
+    """The tf.data pipeline of a source: ``[batch_size, S, S, C]`` float32 in [-1, 1].
+
+    Training pipelines shuffle (seeded), repeat, apply the random crop/flip,
+    batch with drop-remainder and prefetch; evaluation pipelines read once in
+    order and keep the remainder.
+
+    Args:
+        source: ``DataSource``.
+        batch_size: batch size of this pipeline (per replica under a strategy).
+        training: training (True) or evaluation (False) pipeline.
+        seed: seed of shuffling and augmentation.
+        input_context: ``tf.distribute.InputContext``: shard the input by
+            pipeline id, so workers read disjoint images.
+    """
+    ds = _raw_images(source)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if training:
+        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
+        # Each element's augmentation seed is (seed, element counter): stateless and reproducible.
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter()))
+        ds = ds.map(
+            lambda image, i: _to_model(image, source, tf.stack([tf.cast(seed, tf.int64), i])),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        ds = ds.map(lambda image: _to_model(image, source), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def distributed_dataset(strategy, source, global_batch_size, seed=0):
+    """Per-replica training input for ``strategy``: each replica gets ``global_batch_size / replicas``.
+
+    Uses ``strategy.distribute_datasets_from_function``; each input pipeline
+    reads its own shard, with its own shuffle seed.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        raise DataError(f"global batch size {global_batch_size} is not divisible by {replicas} replicas")
+
+    def per_replica(context):
+        batch = context.get_per_replica_batch_size(global_batch_size)
+        return image_dataset(source, batch, training=True, seed=seed + context.input_pipeline_id, input_context=context)
+
+    return strategy.distribute_datasets_from_function(per_replica)
+
+
 def array_dataset(images, batch_size, training=True, seed=0):
-    """A ``tf.data`` pipeline over an in-memory ``[N, H, W, C]`` float array.
+    """A ``tf.data`` pipeline over an in-memory ``[N, H, W, C]`` float array in [-1, 1].
 
     Training pipelines shuffle (seeded), repeat, batch with drop-remainder and
     prefetch; evaluation pipelines batch in order and keep the remainder.
-    The dataset yields image tensors only (no labels), which Keras 3 needs
-    under ``MultiWorkerMirroredStrategy`` (keras #20585).
-
-    Args:
-        images: ``[N, H, W, C]`` float32 in [-1, 1].
-        batch_size: batch size of the pipeline.
-        training: training (True) or evaluation (False) pipeline.
-        seed: shuffle seed.
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4:

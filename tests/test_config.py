@@ -30,7 +30,8 @@ def _digits():
         (lambda c: c.update(mode="joint"), "mode='joint'"),
         (lambda c: c["training"].update(batch_size=0), "training.batch_size=0"),
         (lambda c: c["sampler"].update(step_size=-1.0), "step_size=-1.0"),
-        (lambda c: c["data"].update(source="mnist"), "data.source='mnist'"),
+        (lambda c: c["data"].update(source="mnist"), "data: data source 'mnist'"),
+        (lambda c: c["data"].update(source="tfds:mnist"), "tfds builder name='mnist'"),
         (
             lambda c: c.update(evaluation={"sampler": {"num_step": 5}}),
             r"evaluation.sampler: unknown keys \['num_step'\]",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from hat_ebm_tf.data import DataError, parse_source
 from hat_ebm_tf.model import MODES
 from hat_ebm_tf.sampler import LangevinConfig
 
@@ -45,28 +46,36 @@ class DataConfig:
     """Where the training images come from.
 
     Attributes:
-        source: ``digits`` (scikit-learn's bundled 8×8 digits), or ``array``
-            (an ``.npy``/``.npz`` file of uint8 ``[N, H, W, C]`` images).
+        source: ``digits`` (scikit-learn's bundled 8×8 digits),
+            ``tfds:NAME[:SPLIT]`` (cifar10, celeb_a, imagenet2012,
+            svhn_cropped, cifar100; never downloaded), a folder of PNG/JPEG
+            images, or a ``.npz``/``.npy`` file of uint8 images.
         image_size: model resolution.
-        channels: image channels.
-        path: file of the ``array`` source.
+        channels: image channels (1 or 3).
+        data_dir: TFDS data directory.
+        random_crop: ``[min_scale, max_scale, min_ratio, max_ratio]`` of a
+            random resized crop, or null for a centre crop.
+        flip: random horizontal flips.
     """
 
     source: str = "digits"
     image_size: int = 16
     channels: int = 1
-    path: str | None = None
+    data_dir: str | None = None
+    random_crop: list[float] | None = None
+    flip: bool = False
 
     def __post_init__(self):
-        _require(self.source in ("digits", "array"), f"data.source={self.source!r}: expected 'digits' or 'array'")
-        _require(
-            isinstance(self.image_size, int) and self.image_size > 0,
-            f"data.image_size={self.image_size!r} must be a positive integer",
-        )
-        _require(self.source != "array" or self.path, "data.path is required when data.source is 'array'")
-        _require(
-            self.source != "digits" or self.channels == 1,
-            f"data.channels={self.channels!r}: the digits are single-channel",
+        try:
+            self.to_source()
+        except DataError as err:
+            raise ConfigError(f"data: {err}") from err
+
+    def to_source(self):
+        """The ``hat_ebm_tf.data.DataSource`` this config names."""
+        crop = None if self.random_crop is None else tuple(self.random_crop)
+        return parse_source(
+            self.source, self.image_size, self.channels, data_dir=self.data_dir, random_crop=crop, flip=self.flip
         )
 
 

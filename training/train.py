@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import yaml
 
-from hat_ebm_tf.data import array_dataset, load_digits, model_range_to_uint8, uint8_to_model_range
+from hat_ebm_tf.data import image_dataset, load_digits, model_range_to_uint8, uint8_to_model_range
 from hat_ebm_tf.metrics import DIGITS_CLASSIFIER_TRAIN, digits_classifier_report
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork
@@ -26,23 +26,6 @@ from training.commands.common import MODEL_FILE
 from training.plots import save_image_grid, save_training_curves
 
 SAMPLES_FILE = "samples.npz"
-
-
-def load_images(data):
-    """Images ``[N, H, W, C]`` float32 in [-1, 1] for a ``DataConfig``."""
-    if data.source == "digits":
-        return load_digits(image_size=data.image_size)
-    with np.load(data.path) as loaded:
-        images = loaded["images"] if hasattr(loaded, "files") else loaded
-        images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4:
-        raise ValueError(
-            f"data.path {data.path!r}: expected uint8 images [N, H, W, C], got {images.dtype} {list(images.shape)}"
-        )
-    expected = (data.image_size, data.image_size, data.channels)
-    if images.shape[1:] != expected:
-        raise ValueError(f"data.path {data.path!r}: images are {list(images.shape[1:])}, expected {list(expected)}")
-    return uint8_to_model_range(images).numpy()
 
 
 def build_model(config):
@@ -97,12 +80,11 @@ def run_training(config, run_dir, verbose=1):
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     train = config.training
-    images = load_images(config.data)
     model = build_model(config)
     epochs = max(1, train.steps // train.steps_per_epoch)
     start = time.time()
     history = model.fit(
-        array_dataset(images, train.batch_size, training=True, seed=config.seed),
+        image_dataset(config.data.to_source(), train.batch_size, training=True, seed=config.seed),
         epochs=epochs,
         steps_per_epoch=train.steps_per_epoch,
         callbacks=[keras.callbacks.TerminateOnNaN()],
@@ -124,7 +106,7 @@ def run_training(config, run_dir, verbose=1):
         floats = uint8_to_model_range(samples).numpy()
         summary["quality"] = {
             "samples": digits_classifier_report(floats),
-            "real_held_out": digits_classifier_report(images[DIGITS_CLASSIFIER_TRAIN:]),
+            "real_held_out": digits_classifier_report(load_digits(config.data.image_size)[DIGITS_CLASSIFIER_TRAIN:]),
         }
         (run_dir / "quality.json").write_text(json.dumps(summary["quality"], indent=1))
     return summary
