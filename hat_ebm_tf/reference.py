@@ -107,10 +107,11 @@ def _block_count(shapes, pattern):
     return len(indices)
 
 
-def _require(shapes, key, path):
+def _require(shapes, key, path, family):
     if key not in shapes:
         raise ReferenceCheckpointError(
-            f"reference checkpoint {os.fspath(path)!r} has no variable {key!r}; it holds {sorted(shapes)[:6]}..."
+            f"reference checkpoint {os.fspath(path)!r} has no variable {key!r}, so it is not a {family} "
+            f"checkpoint; it holds {sorted(shapes)[:6]}..."
         )
     return shapes[key]
 
@@ -129,8 +130,8 @@ def hat_from_reference(path, name="hat_network"):
     shapes = checkpoint_shapes(path)
     count = 1 + _block_count(shapes, r"block(\d+)/")
     image_size = _size_from_blocks(count, HAT_TABLE, "hat network", path)
-    width = _require(shapes, f"lin_{count + 1}/kernel", path)[0]
-    channels = _require(shapes, "conv_1/conv_1/kernel", path)[2]
+    width = _require(shapes, f"lin_{count + 1}/kernel", path, "hat network")[0]
+    channels = _require(shapes, "conv_1/conv_1/kernel", path, "hat network")[2]
     net = HatNetwork(image_size=image_size, width=width, channels=channels, name=name)
     return load_reference_weights(net, path)
 
@@ -140,8 +141,8 @@ def generator_from_reference(path, out_factor, name="generator"):
     shapes = checkpoint_shapes(path)
     count = _block_count(shapes, r"block(\d+)/")
     image_size = _size_from_blocks(count, GENERATOR_TABLE, "generator", path)
-    latent_dim, dense_out = _require(shapes, "lin_1/kernel", path)
-    channels = _require(shapes, f"conv_{count + 2}/kernel", path)[3]
+    latent_dim, dense_out = _require(shapes, "lin_1/kernel", path, "generator")
+    channels = _require(shapes, f"conv_{count + 2}/kernel", path, "generator")[3]
     net = Generator(
         image_size=image_size,
         width=dense_out // 16,
@@ -156,8 +157,8 @@ def generator_from_reference(path, out_factor, name="generator"):
 def decoder_from_reference(path, out_factor, latent_hw=(16, 16), name="retrofit_decoder"):
     """Build a ``RetrofitDecoder`` fitting the checkpoint, and load it."""
     shapes = checkpoint_shapes(path)
-    _, _, latent_channels, width = _require(shapes, "block1/conv_1/kernel", path)
-    channels = _require(shapes, "conv_5/kernel", path)[3]
+    _, _, latent_channels, width = _require(shapes, "block1/conv_1/kernel", path, "retrofit decoder")
+    channels = _require(shapes, "conv_5/kernel", path, "retrofit decoder")[3]
     net = RetrofitDecoder(
         width=width,
         channels=channels,
@@ -171,8 +172,8 @@ def decoder_from_reference(path, out_factor, latent_hw=(16, 16), name="retrofit_
 def encoder_from_reference(path, normalize=True, image_size=32, name="retrofit_encoder"):
     """Build a ``RetrofitEncoder`` fitting the checkpoint, and load it."""
     shapes = checkpoint_shapes(path)
-    _, _, channels, width = _require(shapes, "block1/conv_1/kernel", path)
-    latent_channels = _require(shapes, "conv2latent/kernel", path)[3]
+    _, _, channels, width = _require(shapes, "block1/conv_1/kernel", path, "retrofit encoder")
+    latent_channels = _require(shapes, "conv2latent/kernel", path, "retrofit encoder")[3]
     net = RetrofitEncoder(
         width=width,
         channels=channels,

@@ -1,0 +1,107 @@
+"""``hat-ebm import-reference``: turn the reference implementation's checkpoints into a run directory.
+
+The authors' released models (TF 2.6 ``save_weights("*.ckpt")`` checkpoints of
+the hat network and the SN-GAN generator or retrofit decoder) become a
+``model.keras`` that ``hat-ebm sample`` (and the export) load like any run.
+"""
+
+import json
+from pathlib import Path
+
+from training.commands.common import MODEL_FILE, positive_int
+
+# Default sampler: the reference's CIFAR-10 synthesis evaluation (REFERENCE.md).
+DEFAULTS = {
+    "steps": 125,
+    "step_size": 5e-4,
+    "latent_step_size": 5e-3,
+    "temperature": 1e-8,
+    "tau": 0.0,
+    "init_scale_latent": 1.0,
+    "init_scale_residual": 0.01,
+}
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "import-reference", help="build a run directory from the reference implementation's checkpoints"
+    )
+    parser.add_argument("--hat", required=True, help="hat (EBM) network checkpoint prefix, e.g. ebm.ckpt")
+    nets = parser.add_mutually_exclusive_group(required=True)
+    nets.add_argument("--generator", help="SN-GAN generator checkpoint prefix (synthesis, refine)")
+    nets.add_argument("--decoder", help="retrofit decoder checkpoint prefix (retrofit)")
+    parser.add_argument("--encoder", help="retrofit encoder checkpoint: also write autoencoder.keras")
+    parser.add_argument("--mode", choices=("synthesis", "refine", "retrofit"), required=True)
+    parser.add_argument("--image-size", type=positive_int, required=True, help="must match the checkpoints")
+    parser.add_argument("--out-factor", type=float, help="generator output scale (default: 1.0 refine, 2.0 else)")
+    parser.add_argument("--latent-hw", type=positive_int, default=16, help="retrofit latent grid size (default 16)")
+    parser.add_argument("--run-dir", required=True, help="output run directory")
+    parser.add_argument("--bank-size", type=positive_int, default=10000, help="persistent bank size (synthesis)")
+    parser.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="Langevin steps (mcmc_steps)")
+    parser.add_argument("--step-size", type=float, default=DEFAULTS["step_size"], help="residual step ε (epsilon)")
+    parser.add_argument("--latent-step-size", type=float, default=DEFAULTS["latent_step_size"], help="ε_z (joint)")
+    parser.add_argument("--temperature", type=float, default=DEFAULTS["temperature"], help="T (mcmc_temp)")
+    parser.add_argument("--max-residual-norm", type=float, help="per-sample residual step bound (default: none)")
+    parser.add_argument("--tau", type=float, default=DEFAULTS["tau"], help="Gaussian residual prior (tau_res)")
+    parser.add_argument("--init-scale-latent", type=float, default=DEFAULTS["init_scale_latent"])
+    parser.add_argument("--init-scale-residual", type=float, default=DEFAULTS["init_scale_residual"])
+    parser.add_argument("--no-noise", action="store_true", help="turn the Langevin noise off")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    from hat_ebm_tf.model import HatEBM
+    from hat_ebm_tf.reference import decoder_from_reference, generator_from_reference, hat_from_reference
+    from hat_ebm_tf.sampler import LangevinConfig
+
+    joint = args.mode != "synthesis"
+    if (args.mode == "retrofit") != (args.decoder is not None):
+        raise ValueError(f"--mode {args.mode} needs --{'decoder' if args.mode == 'retrofit' else 'generator'}")
+    out_factor = args.out_factor if args.out_factor is not None else (1.0 if args.mode == "refine" else 2.0)
+    hat = hat_from_reference(args.hat)
+    if args.decoder:
+        generator = decoder_from_reference(args.decoder, out_factor, latent_hw=(args.latent_hw, args.latent_hw))
+    else:
+        generator = generator_from_reference(args.generator, out_factor)
+    for name, net in (("hat network", hat), ("generator", generator)):
+        if net.image_size != args.image_size:
+            raise ValueError(
+                f"--image-size {args.image_size}: the {name} checkpoint is for {net.image_size}×{net.image_size}"
+            )
+    sampler = LangevinConfig(
+        num_steps=args.steps,
+        step_size=args.step_size,
+        latent_step_size=args.latent_step_size if joint else 0.0,
+        temperature=args.temperature,
+        update_latents=joint,
+        noise=not args.no_noise,
+        max_residual_norm=args.max_residual_norm,
+        tau=args.tau,
+        init_scale_latent=args.init_scale_latent,
+        init_scale_residual=args.init_scale_residual,
+    )
+    model = HatEBM(hat, generator, mode=args.mode, sampler=sampler, bank_size=args.bank_size)
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / MODEL_FILE)
+    record = {
+        "imported_from": {"hat": args.hat, "generator": args.generator, "decoder": args.decoder},
+        "mode": args.mode,
+        "image_size": args.image_size,
+        "out_factor": out_factor,
+        "sampler": sampler.to_dict(),
+    }
+    if args.encoder:
+        write_autoencoder(args.encoder, generator, run_dir)
+        record["imported_from"]["encoder"] = args.encoder
+    (run_dir / "imported.json").write_text(json.dumps(record, indent=1))
+    print(f"wrote {run_dir / MODEL_FILE} ({args.mode}, {args.image_size}×{args.image_size})")
+
+
+def write_autoencoder(encoder_path, decoder, run_dir):
+    """Write ``autoencoder.keras``: the reference encoder with the imported decoder."""
+    from hat_ebm_tf.autoencoder import Autoencoder
+    from hat_ebm_tf.reference import encoder_from_reference
+
+    encoder = encoder_from_reference(encoder_path, image_size=decoder.image_size)
+    Autoencoder(encoder, decoder).save(Path(run_dir) / "autoencoder.keras")
