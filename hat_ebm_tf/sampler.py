@@ -151,9 +151,17 @@ def _per_sample_norm(g):
     return tf.sqrt(tf.reduce_sum(tf.square(g), axis=tf.range(1, tf.rank(g))))
 
 
-def _summed_energy(energy_fn, images, temperature):
-    """``Σ_b H(x_b) / T`` in float32 (energies may come from a mixed-precision net)."""
-    return tf.reduce_sum(tf.cast(energy_fn(images), tf.float32)) / temperature
+def _energy_gradient(energy_fn, images_fn, variable, temperature):
+    """``∂/∂v Σ_b H(images_fn(v)_b) / T`` as float32.
+
+    The gradient is taken of the unscaled energy and divided by T in float32
+    afterwards: with the reference's T = 1e-8, scaling inside a float16
+    network's backward pass would overflow.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(variable)
+        energy = tf.reduce_sum(tf.cast(energy_fn(images_fn(variable)), tf.float32))
+    return tf.cast(tape.gradient(energy, variable), tf.float32) / temperature
 
 
 def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
@@ -183,22 +191,16 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
         return tf.cast(generator_fn(z), tf.float32)
 
     def latent_step(step, z, y):
-        with tf.GradientTape() as tape:
-            tape.watch(z)
-            energy = _summed_energy(energy_fn, generate(z) + y, temperature)
-        g = tape.gradient(energy, z)
+        g = _energy_gradient(energy_fn, lambda v: generate(v) + y, z, temperature)
         z = z - half_eps_z_sq * g
         if config.noise:
             z = z + config.latent_step_size * row_normal(seeds, z.shape[1:], _SALT_NOISE_LATENT, step)
         return z, half_eps_z_sq * tf.reduce_mean(_per_sample_norm(g))
 
     def residual_step(step, base, y):
-        with tf.GradientTape() as tape:
-            tape.watch(y)
-            energy = _summed_energy(energy_fn, base + y, temperature)
-            if config.tau > 0:
-                energy += config.tau * tf.reduce_sum(tf.square(y))
-        g = tape.gradient(energy, y)
+        g = _energy_gradient(energy_fn, lambda v: base + v, y, temperature)
+        if config.tau > 0:
+            g += 2.0 * config.tau * y  # ∂/∂y τ·Σy², the Gaussian residual prior
         if clip is not None:
             g = tf.clip_by_norm(g, clip, axes=[1, 2, 3])
         y = y - half_eps_sq * g
