@@ -21,3 +21,26 @@ def all_gather(value):
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return value
     return ctx.all_gather(value, axis=0)
+
+
+def scatter_rows(variable, rows, values):
+    """Set ``variable[rows] = values`` on every copy of a (possibly mirrored) variable.
+
+    ``MirroredVariable`` has no scatter ops in replica context, so under a
+    strategy the update runs in cross-replica context (``merge_call``), each
+    device writing its own replica's values. The values must therefore be the
+    same on every replica (e.g. gathered with ``all_gather``).
+
+    Args:
+        variable: a ``tf.Variable`` (or distributed variable) ``[N, ...]``.
+        rows: ``[K, 1]`` int64 row indices.
+        values: ``[K, ...]`` new rows.
+    """
+    if not tf.distribute.has_strategy() or tf.distribute.get_replica_context() is None:
+        variable.scatter_nd_update(rows, values)
+        return
+
+    def update(strategy, rows, values):
+        strategy.extended.update(variable, lambda v, r, u: v.scatter_nd_update(r, u), args=(rows, values), group=False)
+
+    tf.distribute.get_replica_context().merge_call(update, args=(rows, values))

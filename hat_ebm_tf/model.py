@@ -17,7 +17,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from hat_ebm_tf.distribute import all_gather, replica_info
+from hat_ebm_tf.distribute import all_gather, replica_info, scatter_rows
 from hat_ebm_tf.layers import PACKAGE
 from hat_ebm_tf.losses import generator_regression_loss, maximum_likelihood_loss
 from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_normal, row_seeds
@@ -377,8 +377,8 @@ class HatEBM(keras.Model):
             # 4. Bank update: this step's (z, G(z) + y) at the drawn indices.
             #    Every replica writes the same gathered global batch.
             rows = indices[:, None]
-            self.bank_latents.value.scatter_nd_update(rows, all_gather(chains.latents))
-            self.bank_images.value.scatter_nd_update(rows, all_gather(samples))
+            scatter_rows(self.bank_latents.value, rows, all_gather(chains.latents))
+            scatter_rows(self.bank_images.value, rows, all_gather(samples))
 
         # 5. Trackers (unscaled values).
         self.loss_tracker.update_state(loss)
