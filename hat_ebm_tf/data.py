@@ -187,8 +187,10 @@ def _tfds_images(source):
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(source.name, data_dir=source.data_dir)
+    key = next(k for k, f in builder.info.features.items() if isinstance(f, tfds.features.Image))
     try:
-        ds = builder.as_dataset(split=source.split, shuffle_files=False)
+        # Encoded bytes: skipping ahead on resume then costs reads, not decodes.
+        ds = builder.as_dataset(split=source.split, shuffle_files=False, decoders={key: tfds.decode.SkipDecoding()})
     except AssertionError as err:  # TFDS asserts when the data is not prepared
         manual = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
         how = (
@@ -202,7 +204,6 @@ def _tfds_images(source):
             f"TFDS builder {source.name!r} is not prepared in {builder.data_dir!r} (nothing is downloaded at "
             f"run time): {how}"
         ) from err
-    key = next(k for k, f in builder.info.features.items() if isinstance(f, tfds.features.Image))
     return ds.map(lambda example: example[key], num_parallel_calls=tf.data.AUTOTUNE)
 
 
@@ -236,14 +237,9 @@ def scan_folder(path):
     return files
 
 
-def _folder_images(source):
-    files = [os.fspath(f) for f in scan_folder(source.name)]
-
-    def read(path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        return tf.ensure_shape(image, [None, None, 3])
-
-    return tf.data.Dataset.from_tensor_slices(files).map(read, num_parallel_calls=tf.data.AUTOTUNE)
+def _decode(encoded):
+    """PNG/JPEG bytes → uint8 ``[H, W, 3]``."""
+    return tf.ensure_shape(tf.io.decode_image(encoded, channels=3, expand_animations=False), [None, None, 3])
 
 
 def load_array(path):
@@ -267,23 +263,26 @@ def load_array(path):
 
 
 def _raw_images(source):
-    """Unbatched uint8 ``[H, W, C]`` images of a source."""
+    """``(elements, decode)``: cheap undecoded elements of a source, and their decoder to uint8 ``[H, W, C]``."""
     if source.kind == "tfds":
-        return _tfds_images(source)
+        return _tfds_images(source), _decode
     if source.kind == "folder":
-        return _folder_images(source)
-    if source.kind == "array":
-        return tf.data.Dataset.from_tensor_slices(load_array(source.name))
-    return tf.data.Dataset.from_tensor_slices(model_range_to_uint8(load_digits(8)))
+        files = [os.fspath(f) for f in scan_folder(source.name)]
+        return tf.data.Dataset.from_tensor_slices(files), lambda path: _decode(tf.io.read_file(path))
+    images = load_array(source.name) if source.kind == "array" else model_range_to_uint8(load_digits(8))
+    return tf.data.Dataset.from_tensor_slices(images), tf.identity
 
 
 # ---------------------------------------------------------------- pipelines
-def image_dataset(source, batch_size, training=True, seed=0, input_context=None):
+def image_dataset(source, batch_size, training=True, seed=0, input_context=None, start_step=0):
     """The tf.data pipeline of a source: ``[batch_size, S, S, C]`` float32 in [-1, 1].
 
     Training pipelines shuffle (seeded), repeat, apply the random crop/flip,
     batch with drop-remainder and prefetch; evaluation pipelines read once in
-    order and keep the remainder.
+    order and keep the remainder. The training stream is a pure function of
+    ``seed``: ``start_step`` skips the first ``start_step`` batches (before
+    decoding), so a resumed run sees exactly the images an uninterrupted run
+    would, with the same augmentations.
 
     Args:
         source: ``DataSource``.
@@ -292,29 +291,31 @@ def image_dataset(source, batch_size, training=True, seed=0, input_context=None)
         seed: seed of shuffling and augmentation.
         input_context: ``tf.distribute.InputContext``: shard the input by
             pipeline id, so workers read disjoint images.
+        start_step: batches of this pipeline already consumed (resume).
     """
-    ds = _raw_images(source)
+    ds, decode = _raw_images(source)
     if input_context is not None and input_context.num_input_pipelines > 1:
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if training:
-        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
-        # Each element's augmentation seed is (seed, element counter): stateless and reproducible.
-        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter()))
+        consumed = int(start_step) * int(batch_size)
+        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat().skip(consumed)
+        # Each element's augmentation seed is (seed, element index): stateless and reproducible.
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter(start=consumed)))
         ds = ds.map(
-            lambda image, i: _to_model(image, source, tf.stack([tf.cast(seed, tf.int64), i])),
+            lambda raw, i: _to_model(decode(raw), source, tf.stack([tf.cast(seed, tf.int64), i])),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     else:
-        ds = ds.map(lambda image: _to_model(image, source), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda raw: _to_model(decode(raw), source), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def distributed_dataset(strategy, source, global_batch_size, seed=0):
+def distributed_dataset(strategy, source, global_batch_size, seed=0, start_step=0):
     """Per-replica training input for ``strategy``: each replica gets ``global_batch_size / replicas``.
 
     Uses ``strategy.distribute_datasets_from_function``; each input pipeline
-    reads its own shard, with its own shuffle seed.
+    reads its own shard, with its own shuffle seed, from ``start_step`` on.
     """
     replicas = strategy.num_replicas_in_sync
     if global_batch_size % replicas:
@@ -322,7 +323,16 @@ def distributed_dataset(strategy, source, global_batch_size, seed=0):
 
     def per_replica(context):
         batch = context.get_per_replica_batch_size(global_batch_size)
-        return image_dataset(source, batch, training=True, seed=seed + context.input_pipeline_id, input_context=context)
+        # Each pipeline feeds num_replicas / num_pipelines replicas a batch per step.
+        batches_per_step = context.num_replicas_in_sync // context.num_input_pipelines
+        return image_dataset(
+            source,
+            batch,
+            True,
+            seed + context.input_pipeline_id,
+            input_context=context,
+            start_step=start_step * batches_per_step,
+        )
 
     return strategy.distribute_datasets_from_function(per_replica)
 

@@ -1,6 +1,61 @@
-"""tf.distribute helpers used inside ``train_step``."""
+"""tf.distribute: choosing a strategy, and the helpers ``train_step`` uses under one.
+
+Keras 3 with ``MultiWorkerMirroredStrategy`` has two known limits (keras
+#20585, TF #72388) that this package is designed around: datasets yield image
+tensors only (no tuples or dicts), and ``train_step`` returns scalar metrics.
+XLA: Keras turns ``jit_compile`` off on CPU and under strategies; the sampler
+can be compiled on its own (``LangevinConfig`` users wrap it in
+``tf.function(jit_compile=True)``), which helps on GPU, not on CPU.
+"""
+
+import json
+import os
 
 import tensorflow as tf
+
+STRATEGIES = ("auto", "cpu", "mirrored", "multi_worker", "tpu")
+
+
+def make_strategy(kind="auto", tpu=None):
+    """A ``tf.distribute.Strategy`` by name.
+
+    Args:
+        kind: ``auto`` (TPU when ``tpu`` is given, multi-worker when
+            ``TF_CONFIG`` names several workers, mirrored over several GPUs,
+            else the default strategy), ``cpu`` (one CPU device),
+            ``mirrored`` (all local GPUs, or all logical CPUs without GPUs),
+            ``multi_worker`` (``MultiWorkerMirroredStrategy`` from
+            ``TF_CONFIG``) or ``tpu`` (``TPUClusterResolver``).
+        tpu: TPU name or address for the resolver (``tpu``; "" on a TPU VM).
+
+    Raises:
+        ValueError: for an unknown kind, or ``multi_worker`` without ``TF_CONFIG``.
+    """
+    if kind not in STRATEGIES:
+        raise ValueError(f"strategy={kind!r}: expected one of {list(STRATEGIES)}")
+    if kind == "auto":
+        workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
+        if tpu is not None:
+            kind = "tpu"
+        elif len(workers) > 1:
+            kind = "multi_worker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            kind = "mirrored"
+        else:
+            return tf.distribute.get_strategy()
+    if kind == "cpu":
+        return tf.distribute.OneDeviceStrategy("/cpu:0")
+    if kind == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        return tf.distribute.MirroredStrategy(devices or [d.name for d in tf.config.list_logical_devices("CPU")])
+    if kind == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("strategy='multi_worker' reads the cluster from TF_CONFIG, which is not set")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
 
 
 def replica_info():

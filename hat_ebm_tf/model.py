@@ -42,6 +42,9 @@ class HatEBM(keras.Model):
         bank_size: number of (z, image) pairs in the persistent banks
             (synthesis; reference 10 000).
         max_grad_norm: clip each hat-network gradient to this norm, or None.
+        jit_sampler: XLA-compile the Langevin sampler (only the sampler: Keras
+            turns XLA off for the whole step on CPU and under strategies). It
+            helps on GPU; on CPU it does not.
         seed: integer seed of all training randomness (with the step counter,
             it fixes every draw, so a resumed run continues the same streams).
 
@@ -62,6 +65,7 @@ class HatEBM(keras.Model):
         gen_loss_factor=1000.0,
         bank_size=10000,
         max_grad_norm=None,
+        jit_sampler=False,
         seed=0,
         **kwargs,
     ):
@@ -91,6 +95,8 @@ class HatEBM(keras.Model):
         self.bank_size = int(bank_size)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         self.seed = int(seed)
+        self.jit_sampler = bool(jit_sampler)
+        self._langevin = tf.function(langevin, jit_compile=True) if self.jit_sampler else langevin
         self.image_shape = self._checked_shapes()
         self.latent_shape = tuple(int(d) for d in generator.latent_shape)
         if mode != "synthesis":
@@ -124,6 +130,7 @@ class HatEBM(keras.Model):
         self.gen_loss_tracker = keras.metrics.Mean(name="gen_loss")
         self.grad_norm_latent_tracker = keras.metrics.Mean(name="grad_norm_latent")
         self.grad_norm_res_tracker = keras.metrics.Mean(name="grad_norm_res")
+        self.hat_grad_norm_tracker = keras.metrics.Mean(name="hat_grad_norm")
         self.generator_optimizer = None
         self.built = True  # both networks build themselves
 
@@ -160,6 +167,9 @@ class HatEBM(keras.Model):
         hat_optimizer = keras.optimizers.get(hat_optimizer)
         super().compile(optimizer=hat_optimizer, **kwargs)
         self.generator_optimizer = keras.optimizers.get(generator_optimizer) if generator_optimizer else None
+        if self.generator_optimizer is not None and self.dtype_policy.name == "mixed_float16":
+            # Keras wraps `model.optimizer` itself; the second optimizer needs the same.
+            self.generator_optimizer = keras.optimizers.LossScaleOptimizer(self.generator_optimizer)
         # Keras finalises the EMA with `model.optimizer` over all of
         # `model.trainable_weights` at the end of `fit`, so the hat optimizer is
         # built over every trainable weight: it applies gradients to the hat
@@ -300,10 +310,11 @@ class HatEBM(keras.Model):
             self.gen_loss_tracker,
             self.grad_norm_latent_tracker,
             self.grad_norm_res_tracker,
+            self.hat_grad_norm_tracker,
         ]
 
     def _chains(self, latents, residuals, seeds, config):
-        return langevin(lambda x: self.hat(x), self.generate, latents, residuals, seeds, config)
+        return self._langevin(lambda x: self.hat(x), self.generate, latents, residuals, seeds, config)
 
     @functools.cache  # noqa: B019 - one traced function per (model, config)
     def _sample_function(self, config):
@@ -352,8 +363,10 @@ class HatEBM(keras.Model):
             loss, energy_diff = maximum_likelihood_loss(
                 self.hat(noisy), self.hat(samples), self.sampler_config.temperature
             )
-            scaled = loss / num_replicas
+            # Mixed float16 scales the loss (a no-op for other optimizers).
+            scaled = self.optimizer.scale_loss(loss / num_replicas)
         grads = tape.gradient(scaled, hat_vars)
+        hat_grad_norm = tf.linalg.global_norm(grads)
         if self.max_grad_norm is not None:
             grads = [tf.clip_by_norm(g, self.max_grad_norm) for g in grads]
         self.optimizer.apply_gradients(zip(grads, hat_vars, strict=True))
@@ -371,7 +384,7 @@ class HatEBM(keras.Model):
                     tf.gather(self.bank_images, own),
                     self.gen_loss_factor,
                 )
-                scaled = gen_loss / num_replicas
+                scaled = self.generator_optimizer.scale_loss(gen_loss / num_replicas)
             self.generator_optimizer.apply_gradients(zip(tape.gradient(scaled, gen_vars), gen_vars, strict=True))
 
             # 4. Bank update: this step's (z, G(z) + y) at the drawn indices.
@@ -386,6 +399,7 @@ class HatEBM(keras.Model):
         self.gen_loss_tracker.update_state(gen_loss)
         self.grad_norm_latent_tracker.update_state(chains.grad_norm_latent)
         self.grad_norm_res_tracker.update_state(chains.grad_norm_res)
+        self.hat_grad_norm_tracker.update_state(hat_grad_norm)
         return {m.name: m.result() for m in self.metrics}
 
     # ----------------------------------------------------------- serialization
@@ -400,6 +414,7 @@ class HatEBM(keras.Model):
             "gen_loss_factor": self.gen_loss_factor,
             "bank_size": self.bank_size,
             "max_grad_norm": self.max_grad_norm,
+            "jit_sampler": self.jit_sampler,
             "seed": self.seed,
         }
 

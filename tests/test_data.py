@@ -141,3 +141,12 @@ def test_array_dataset_repeats_and_drops_remainder():
     assert [len(b) for b in array_dataset(images, 4, training=False)] == [4, 4, 2]
     with pytest.raises(ValueError, match="3 images cannot fill one batch of 4"):
         array_dataset(np.zeros((3, 4, 4, 1)), 4)
+
+
+def test_start_step_resumes_the_same_stream(tmp_path, rng):
+    np.save(tmp_path / "x.npy", rng.integers(0, 256, (10, 12, 12, 3), dtype=np.uint8))
+    source = parse_source(str(tmp_path / "x.npy"), 8, 3, random_crop=(0.5, 1.0, 0.8, 1.25), flip=True)
+    full = [b.numpy() for b in image_dataset(source, 4, seed=5).take(7)]
+    resumed = [b.numpy() for b in image_dataset(source, 4, seed=5, start_step=4).take(3)]
+    for a, b in zip(full[4:], resumed, strict=True):
+        np.testing.assert_array_equal(a, b)

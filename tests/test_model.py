@@ -20,7 +20,7 @@ def test_one_fit_step_lowers_data_energy_relative_to_samples(digits16):
     samples = model.sample(64, seed=0)
     before = _energy_gap(model, digits16, samples)
     logs = model.fit(array_dataset(digits16, 32), steps_per_epoch=1, epochs=1, verbose=0).history
-    assert set(logs) == {"loss", "energy_diff", "gen_loss", "grad_norm_latent", "grad_norm_res"}
+    assert set(logs) == {"loss", "energy_diff", "gen_loss", "grad_norm_latent", "grad_norm_res", "hat_grad_norm"}
     assert _energy_gap(model, digits16, samples) < before
 
 

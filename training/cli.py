@@ -23,10 +23,12 @@ def build_parser():
 
 
 def main(argv=None):
+    from training.callbacks import TrainingDiverged
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ValueError as err:  # configs, shapes and values: a clear message, no traceback
+    except (ValueError, TrainingDiverged) as err:  # configs, shapes, values, divergence: a clear message
         raise SystemExit(f"hat-ebm {args.command}: error: {err}") from err
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from hat_ebm_tf.data import DataError, parse_source
+from hat_ebm_tf.distribute import STRATEGIES
 from hat_ebm_tf.model import MODES
 from hat_ebm_tf.sampler import LangevinConfig
 
@@ -81,50 +82,137 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
-    """Widths of the networks (the reference's ``ngf``) and the latent size."""
+    """The networks: widths (the reference's ``ngf``), generator type and latent size.
+
+    Attributes:
+        hat_width: width of the hat network.
+        generator_width: width of the generator (or of the retrofit
+            encoder/decoder).
+        generator: ``sngan`` (latent vector of ``latent_dim``) or ``decoder``
+            (the retrofit autoencoder's decoder, latent grid
+            ``[latent_hw, latent_hw, 1]``).
+        latent_dim: SN-GAN latent size.
+        latent_hw: retrofit latent grid size (the image is twice as large).
+        out_factor: generator output scale (2.0 synthesis/retrofit, 1.0 refine).
+        generator_checkpoint: the frozen generator of refine/retrofit: a
+            reference checkpoint prefix (``*.ckpt``), a generator ``.keras``
+            file, or an autoencoder run's ``model.keras`` (its decoder).
+    """
 
     hat_width: int = 256
     generator_width: int = 256
+    generator: str = "sngan"
     latent_dim: int = 128
+    latent_hw: int = 16
     out_factor: float = 2.0
+    generator_checkpoint: str | None = None
+
+    def __post_init__(self):
+        _require(
+            self.generator in ("sngan", "decoder"),
+            f"networks.generator={self.generator!r}: expected 'sngan' or 'decoder'",
+        )
+        for name in ("hat_width", "generator_width", "latent_dim", "latent_hw"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value > 0, f"networks.{name}={value!r} must be a positive integer")
+
+
+def _check_learning_rate(name, value):
+    """A learning rate is a float, or the reference's piecewise-constant ``[[lr, from_step], ...]``."""
+    if isinstance(value, (int, float)):
+        _require(value > 0, f"training.{name}={value!r} must be > 0")
+        return
+    ok = isinstance(value, list) and value and all(isinstance(p, list) and len(p) == 2 for p in value)
+    _require(ok, f"training.{name}={value!r} must be a float or [[lr, from_step], ...]")
+    steps = [p[1] for p in value]
+    _require(steps[0] == 0 and steps == sorted(steps), f"training.{name}: steps {steps} must start at 0 and increase")
+    _require(all(p[0] > 0 for p in value), f"training.{name}: learning rates must be > 0")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """Optimisation settings (reference key names in brackets).
+    """Optimisation and run-control settings (reference key names in brackets).
 
     Attributes:
         steps: training steps (``num_training_steps``).
-        steps_per_epoch: steps between Keras epoch ends (logging, curves).
-        batch_size: global batch size.
-        hat_learning_rate: Adam learning rate of the hat network.
-        generator_learning_rate: Adam learning rate of the generator.
+        steps_per_epoch: steps per Keras epoch; a checkpoint is written at the
+            end of every epoch.
+        batch_size: global batch size (split over replicas).
+        hat_learning_rate: Adam learning rate of the hat network (and of the
+            autoencoder): a float or ``[[lr, from_step], ...]`` (``ebm_lr_info``).
+        generator_learning_rate: the same for the generator (``gen_lr_info``).
         ema_momentum: weight EMA (``ebm_opt_decay``), or null for none.
-        data_epsilon: std of the noise added to data.
+        data_epsilon: std of the noise added to data (autoencoder: latent noise).
         gen_loss_factor: cooperative generator loss weight
-            (``gen_loss_factor_coop``).
+            (``gen_loss_factor_coop``), or the autoencoder's MSE factor.
         bank_size: persistent bank size (``persistent_size``).
-        max_grad_norm: clip each hat gradient to this norm, or null.
+        max_grad_norm: clip each hat gradient to this norm (``max_grad_norm``
+            when ``clip_ebm_grad``), or null.
+        strategy: ``auto``, ``cpu``, ``mirrored``, ``multi_worker`` or ``tpu``.
+        tpu: TPU name or address for ``tpu``.
+        mixed_precision: null, ``mixed_bfloat16`` or ``mixed_float16``; the
+            Langevin state and energies stay float32.
+        jit_sampler: XLA-compile the Langevin sampler (helps on GPU).
+        checkpoints_to_keep: the last K checkpoints are kept.
+        max_energy_gap: the watchdog stops when ``|energy_diff|`` exceeds
+            it (null: no bound); non-finite values always stop it.
+        on_divergence: ``stop``, or ``rollback`` (restore the last checkpoint,
+            scale the learning rates by ``rollback_lr_factor``, continue).
+        rollback_lr_factor: learning-rate factor of a rollback.
+        max_rollbacks: rollbacks before giving up.
+        tensorboard_every: write TensorBoard scalars and a sample grid every N
+            steps (null: no TensorBoard).
     """
 
     steps: int = 50000
     steps_per_epoch: int = 500
     batch_size: int = 128
-    hat_learning_rate: float = 1e-4
-    generator_learning_rate: float = 1e-4
+    hat_learning_rate: float | list = 1e-4
+    generator_learning_rate: float | list = 1e-4
     ema_momentum: float | None = 0.9999
     data_epsilon: float = 1e-3
     gen_loss_factor: float = 1000.0
     bank_size: int = 10000
     max_grad_norm: float | None = None
+    strategy: str = "auto"
+    tpu: str | None = None
+    mixed_precision: str | None = None
+    jit_sampler: bool = False
+    checkpoints_to_keep: int = 3
+    max_energy_gap: float | None = None
+    on_divergence: str = "stop"
+    rollback_lr_factor: float = 0.5
+    max_rollbacks: int = 3
+    tensorboard_every: int | None = None
 
     def __post_init__(self):
-        for name in ("steps", "steps_per_epoch", "batch_size", "bank_size"):
+        for name in ("steps", "steps_per_epoch", "batch_size", "bank_size", "checkpoints_to_keep", "max_rollbacks"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value > 0, f"training.{name}={value!r} must be a positive integer")
+        _check_learning_rate("hat_learning_rate", self.hat_learning_rate)
+        _check_learning_rate("generator_learning_rate", self.generator_learning_rate)
         _require(
             self.ema_momentum is None or 0.0 < self.ema_momentum < 1.0,
             f"training.ema_momentum={self.ema_momentum!r} must be in (0, 1) or null",
+        )
+        _require(
+            self.strategy in STRATEGIES, f"training.strategy={self.strategy!r}: expected one of {list(STRATEGIES)}"
+        )
+        _require(
+            self.mixed_precision in (None, "mixed_bfloat16", "mixed_float16"),
+            f"training.mixed_precision={self.mixed_precision!r}: expected null, mixed_bfloat16 or mixed_float16",
+        )
+        _require(
+            self.on_divergence in ("stop", "rollback"),
+            f"training.on_divergence={self.on_divergence!r}: expected 'stop' or 'rollback'",
+        )
+        _require(
+            0 < self.rollback_lr_factor < 1,
+            f"training.rollback_lr_factor={self.rollback_lr_factor!r} must be in (0, 1)",
+        )
+        _require(
+            self.tensorboard_every is None or (isinstance(self.tensorboard_every, int) and self.tensorboard_every > 0),
+            f"training.tensorboard_every={self.tensorboard_every!r} must be a positive integer or null",
         )
 
 
@@ -161,8 +249,18 @@ class ExperimentConfig:
     evaluation: EvaluationConfig
 
     def __post_init__(self):
-        _require(self.mode in MODES, f"mode={self.mode!r}: expected one of {list(MODES)}")
-        _require(self.mode == "synthesis", f"mode={self.mode!r}: `hat-ebm train` supports synthesis so far")
+        modes = [*MODES, "autoencoder"]
+        _require(self.mode in modes, f"mode={self.mode!r}: expected one of {modes}")
+        decoder = self.mode in ("retrofit", "autoencoder")
+        _require(
+            decoder == (self.networks.generator == "decoder"),
+            f"mode={self.mode!r} needs networks.generator={'decoder' if decoder else 'sngan'!r}",
+        )
+        if self.mode != "autoencoder":
+            _require(
+                self.sampler.update_latents == (self.mode != "synthesis"),
+                f"mode={self.mode!r} needs sampler.update_latents={self.mode != 'synthesis'}",
+            )
 
     def to_dict(self):
         return dataclasses.asdict(self)
