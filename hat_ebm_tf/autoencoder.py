@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from hat_ebm_tf.distribute import replica_info
 from hat_ebm_tf.layers import PACKAGE
+from hat_ebm_tf.model import Tracker
 from hat_ebm_tf.validation import check_images
 
 
@@ -39,7 +40,7 @@ class Autoencoder(keras.Model):
         self.encoder, self.decoder = encoder, decoder
         self.latent_noise, self.loss_factor, self.seed = float(latent_noise), float(loss_factor), int(seed)
         self.image_shape = (encoder.image_size, encoder.image_size, encoder.channels)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.loss_tracker = Tracker(name="loss")
         self.built = True
 
     @property

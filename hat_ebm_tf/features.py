@@ -2,7 +2,7 @@
 # the TTUR protocol (Heusel et al. 2017, github.com/bioinf-jku/TTUR, fid.py):
 # the 2015-12-05 Inception graph, uint8 pixels fed to `ExpandDims:0`, features
 # read from `pool_3:0`. Independent code.
-"""Image → feature maps for FID/KID: the TTUR Inception graph, or any Keras model or SavedModel.
+"""Images → feature vectors for FID/KID: the TTUR Inception graph, or any Keras model or SavedModel.
 
 Every extractor takes uint8 images ``[N, H, W, C]`` in [0, 255] (C = 1 or
 3; single-channel images are repeated to 3 channels for 3-channel

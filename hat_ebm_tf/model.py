@@ -28,6 +28,22 @@ _SALT_DATA_NOISE = 5
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class Tracker(keras.metrics.Mean):
+    """Running mean of a training quantity, as reported by ``fit``.
+
+    Under ``MultiWorkerMirroredStrategy`` Keras 3 concatenates the step
+    outputs of all replicas along axis 0 (keras #20585, TF #72388), which
+    fails on scalars; there the result is returned with shape ``[1]``.
+    """
+
+    def result(self):
+        value = super().result()
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            return tf.reshape(value, [1])
+        return value
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class HatEBM(keras.Model):
     """Hat EBM over a generator, trained by maximum likelihood with ``fit``.
 
@@ -125,12 +141,12 @@ class HatEBM(keras.Model):
                 aggregation="only_first_replica",
                 name="banks_ready",
             )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.energy_diff_tracker = keras.metrics.Mean(name="energy_diff")
-        self.gen_loss_tracker = keras.metrics.Mean(name="gen_loss")
-        self.grad_norm_latent_tracker = keras.metrics.Mean(name="grad_norm_latent")
-        self.grad_norm_res_tracker = keras.metrics.Mean(name="grad_norm_res")
-        self.hat_grad_norm_tracker = keras.metrics.Mean(name="hat_grad_norm")
+        self.loss_tracker = Tracker(name="loss")
+        self.energy_diff_tracker = Tracker(name="energy_diff")
+        self.gen_loss_tracker = Tracker(name="gen_loss")
+        self.grad_norm_latent_tracker = Tracker(name="grad_norm_latent")
+        self.grad_norm_res_tracker = Tracker(name="grad_norm_res")
+        self.hat_grad_norm_tracker = Tracker(name="hat_grad_norm")
         self.generator_optimizer = None
         self.built = True  # both networks build themselves
 
@@ -288,13 +304,16 @@ class HatEBM(keras.Model):
         self.banks_ready.assign(1)
 
     def bank_indices(self, step, global_batch):
-        """Bank rows drawn at training step ``step``: ``[global_batch]`` int64.
+        """Bank rows drawn at training step ``step``: ``[global_batch]`` distinct int64 indices.
 
         The draw depends on ``(seed, step)`` only, so every replica draws the
-        same global indices and takes its own slice of them.
+        same global indices and takes its own slice of them. Rows are drawn
+        without replacement, so that no two chains of a step write the same
+        row (which would make the bank depend on scatter order).
         """
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
-        return tf.random.stateless_uniform([global_batch], seed=seed, minval=0, maxval=self.bank_size, dtype=tf.int64)
+        rows = tf.random.experimental.stateless_shuffle(tf.range(self.bank_size, dtype=tf.int64), seed=seed)
+        return rows[:global_batch]
 
     def fit(self, *args, **kwargs):
         if self.mode == "synthesis" and int(self.banks_ready.numpy()) == 0:
@@ -344,6 +363,11 @@ class HatEBM(keras.Model):
             )
         data = check_images(data, self.image_shape, "HatEBM.train_step", value_range=(-1.0, 1.0))
         replica_id, num_replicas = replica_info()
+        if self.mode == "synthesis" and data.shape[0] is not None and data.shape[0] * num_replicas > self.bank_size:
+            raise ValueError(
+                f"HatEBM.train_step: bank_size={self.bank_size} is smaller than the global batch "
+                f"{data.shape[0] * num_replicas}"
+            )
         batch = tf.shape(data)[0]
         step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
         # Per-row seeds on the global row index: every replica draws other

@@ -82,8 +82,13 @@ def stateless_row_normal(seeds, stream, shape):
     size = shape.num_elements()
     half = (size + 1) // 2
     bits = row_uniform_bits(seeds, stream, 2 * half)
-    u1, u2 = _unit_interval(bits[:, :half]), _unit_interval(bits[:, half:])
+    # Pad each row to a multiple of 64 columns: Eigen evaluates log/sin/cos in
+    # SIMD packets but a tensor's tail with scalar code (1-ulp different), so
+    # without padding a row's values could depend on the batch size.
+    pad = [[0, 0], [0, -half % 64]]
+    u1 = tf.pad(_unit_interval(bits[:, :half]), pad, constant_values=0.5)
+    u2 = tf.pad(_unit_interval(bits[:, half:]), pad, constant_values=0.5)
     radius = tf.sqrt(-2.0 * tf.math.log(u1))
     angle = (2.0 * math.pi) * u2
-    normals = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=1)[:, :size]
+    normals = tf.concat([(radius * tf.cos(angle))[:, :half], (radius * tf.sin(angle))[:, :half]], axis=1)[:, :size]
     return tf.reshape(normals, [-1, *shape.as_list()])

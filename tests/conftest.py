@@ -4,13 +4,21 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras
-import numpy as np
-import pytest
+import tensorflow as tf
 
-from hat_ebm_tf.model import HatEBM
-from hat_ebm_tf.networks import Generator, HatNetwork
-from hat_ebm_tf.sampler import LangevinConfig
+# Two logical CPU devices, so that tf.distribute strategies run for real in
+# the tests; this must happen before TensorFlow initialises its devices.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from hat_ebm_tf.model import HatEBM  # noqa: E402
+from hat_ebm_tf.networks import Generator, HatNetwork  # noqa: E402
+from hat_ebm_tf.sampler import LangevinConfig  # noqa: E402
 
 TINY_SAMPLER = LangevinConfig(num_steps=3, step_size=0.05, temperature=1e-2, max_residual_norm=1.0)
 JOINT_SAMPLER = LangevinConfig(

@@ -70,7 +70,7 @@ def test_folder_source_recursive_nonsquare(tmp_path, rng):
 
 def test_folder_errors_are_named(tmp_path, rng):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="holds no .png/.jpg/.jpeg files"):
+    with pytest.raises(DataError, match=r"holds no \.png/\.jpg/\.jpeg files"):
         _first_batch(DataSource("folder", str(tmp_path / "empty")))
     bad = tmp_path / "bad"
     _write_png(bad / "a.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))

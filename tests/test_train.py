@@ -27,7 +27,9 @@ def _samples(run_dir):
 
 
 def test_tfds_source(tmp_path):
-    config = tiny_config({"source": "tfds:cifar10", "data_dir": str(tmp_path / "tfds"), "image_size": 16, "channels": 3})
+    config = tiny_config(
+        {"source": "tfds:cifar10", "data_dir": str(tmp_path / "tfds"), "image_size": 16, "channels": 3}
+    )
     with tfds.testing.mock_data(num_examples=8):
         summary = run_training(config, tmp_path / "run", verbose=0)
     assert summary["steps"] == 2 and _samples(tmp_path / "run").shape == (4, 16, 16, 3)

@@ -13,6 +13,11 @@ from hat_ebm_tf.data import model_range_to_uint8
 from training.plots import image_grid
 
 
+def as_float(value):
+    """A logged tracker value as a float (multi-worker runs log one value per replica: their mean)."""
+    return float(np.mean(value))
+
+
 class TrainingDiverged(RuntimeError):
     """Training stopped on a non-finite or out-of-bounds quantity; the message names the step and quantity."""
 
@@ -92,14 +97,15 @@ class DivergenceWatchdog(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         step = int(self.model.optimizer.iterations.numpy())
-        for name in self.quantities:
-            if name in logs and not math.isfinite(float(logs[name])):
-                self._stop(f"training diverged at step {step}: {name} is {float(logs[name])}")
+        values = {name: as_float(logs[name]) for name in self.quantities if name in logs}
+        for name, value in values.items():
+            if not math.isfinite(value):
+                self._stop(f"training diverged at step {step}: {name} is {value}")
                 return
-        gap = logs.get("energy_diff")
-        if self.max_energy_gap is not None and gap is not None and abs(float(gap)) > self.max_energy_gap:
+        gap = values.get("energy_diff")
+        if self.max_energy_gap is not None and gap is not None and abs(gap) > self.max_energy_gap:
             self._stop(
-                f"training diverged at step {step}: |energy_diff| = {abs(float(gap)):.4g} exceeds "
+                f"training diverged at step {step}: |energy_diff| = {abs(gap):.4g} exceeds "
                 f"max_energy_gap = {self.max_energy_gap:.4g}"
             )
 
@@ -146,7 +152,7 @@ class HistoryLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.model.stop_training:
             return
-        row = {"step": int(self.step_variable.numpy()), **{k: float(v) for k, v in (logs or {}).items()}}
+        row = {"step": int(self.step_variable.numpy()), **{k: as_float(v) for k, v in (logs or {}).items()}}
         for name, value in row.items():
             self.history.setdefault(name, []).append(value)
         tmp = self.path.with_suffix(".json.tmp")

@@ -1,0 +1,112 @@
+"""Real tf.distribute strategies: 2 logical CPU devices in-process, and 2 worker processes on 127.0.0.1."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from hat_ebm_tf.data import DataSource, distributed_dataset, image_dataset
+from hat_ebm_tf.distribute import make_strategy
+from tests.conftest import tiny_model
+from tests.test_cli import HAT_EBM
+from training.config import CONFIG_DIR
+
+
+def _train_three_steps(strategy, weights):
+    source = DataSource("digits", image_size=16)
+    with strategy.scope():
+        model = tiny_model(bank_size=64)
+        # SGD is linear in the gradient, so a wrong loss scale or a missing
+        # all-reduce shows; Adam's first steps (≈ lr·sign(g)) would also
+        # amplify round-off in near-zero gradients into lr-sized differences.
+        model.compile(hat_optimizer=keras.optimizers.SGD(0.05), generator_optimizer=keras.optimizers.SGD(0.05))
+        model.set_weights(weights)
+    if strategy.num_replicas_in_sync > 1:
+        data = distributed_dataset(strategy, source, global_batch_size=8, seed=3)
+    else:
+        data = image_dataset(source, 8, training=True, seed=3)
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)
+    return model
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: under MirroredStrategy the summed per-replica hat gradients differ from the one-device "
+    "gradient by ~5-10 % (cosine 0.99) even with 0 Langevin steps and no data noise, while data, seeds, "
+    "chains and loss scaling match; tracked in the issue note",
+)
+def test_mirrored_two_devices_equals_one_device():
+    weights = tiny_model(bank_size=64).get_weights()
+    single = _train_three_steps(tf.distribute.get_strategy(), weights)
+    mirrored = _train_three_steps(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), weights)
+    assert mirrored.distribute_strategy.num_replicas_in_sync == 2
+    assert int(mirrored.optimizer.iterations.numpy()) == 3
+    for a, b in zip(single.get_weights(), mirrored.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_make_strategy_kinds_and_errors(monkeypatch):
+    assert isinstance(make_strategy("cpu"), tf.distribute.OneDeviceStrategy)
+    assert make_strategy("mirrored").num_replicas_in_sync == 2  # the two logical CPUs
+    assert make_strategy("auto").num_replicas_in_sync == 1
+    with pytest.raises(ValueError, match="strategy='gpu'"):
+        make_strategy("gpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG, which is not set"):
+        make_strategy("multi_worker")
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_two_processes_end_with_identical_weights(tmp_path):
+    config = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
+    config["networks"].update(hat_width=8, generator_width=8, latent_dim=4)
+    config["sampler"]["num_steps"] = 2
+    config["training"].update(steps=3, steps_per_epoch=3, batch_size=8, bank_size=16, strategy="multi_worker")
+    config["evaluation"] = {"num_samples": 4, "batch_size": 4}
+    (tmp_path / "mw.yaml").write_text(yaml.safe_dump(config))
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    start = time.time()
+    procs = [
+        subprocess.Popen(
+            [str(HAT_EBM), "train", "--config", "mw.yaml", "--run-dir", "run"],
+            cwd=tmp_path,
+            env={
+                **env,
+                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    print(f"multi-worker wall time: {time.time() - start:.1f} s")
+    assert all(p.returncode == 0 for p in procs), "\n".join(o[-3000:] for o in outputs)
+    import hat_ebm_tf  # noqa: F401
+
+    chief = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    other = keras.saving.load_model(tmp_path / "run" / "workers" / "1" / "model.keras")
+    assert int(chief.optimizer.iterations.numpy()) == 3
+    for a, b in zip(chief.get_weights(), other.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (tmp_path / "run" / "samples.npz").is_file() and not (
+        tmp_path / "run" / "workers" / "1" / "samples.npz"
+    ).exists()

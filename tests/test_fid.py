@@ -1,0 +1,90 @@
+"""`hat-ebm fid` end to end: a tiny model, the digits, and a tiny stand-in feature network."""
+
+import hashlib
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from hat_ebm_tf.features import INCEPTION_ENV, INCEPTION_URL, load_feature_extractor
+from hat_ebm_tf.metrics import StreamingMoments, frechet_distance, kernel_inception_distance
+from tests.conftest import tiny_model
+from tests.test_cli import hat_ebm
+from training.cli import main
+
+KID_FLAGS = ("--kid-subsets", "4", "--kid-subset-size", "20")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """An untrained tiny model and a stand-in feature network (3 channels in, 16 features out), saved."""
+    root = tmp_path_factory.mktemp("fid")
+    tiny_model().save(root / "tiny.keras")
+    standin = keras.Sequential(
+        [
+            keras.Input((None, None, 3)),
+            keras.layers.Rescaling(1 / 127.5, offset=-1.0),
+            keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(16),
+        ],
+        name="standin",
+    )
+    standin.save(root / "standin.keras")
+    return root
+
+
+def test_fid_samples_scores_and_records(workdir):
+    args = ("fid", "--model", "tiny.keras", "--num", "30", "--batch-size", "16", "--features", "standin.keras")
+    sampler = ("--steps", "2", "--init-scale-residual", "0.01", "--max-residual-norm", "none")
+    outputs = ("--ref-stats", "ref.npz", "--dump-samples", "s.npz")
+    result = hat_ebm(*args, *sampler, *KID_FLAGS, "--data", "digits", *outputs, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "FID " in result.stdout and "KID " in result.stdout and "30/30" in result.stdout  # the progress bar
+
+    record = json.loads((workdir / "s.fid.json").read_text())  # default record path: next to the dump
+    assert record["num_samples"] == 30 and record["seed"] == 0
+    assert record["sampler"]["num_steps"] == 2 and record["sampler"]["init_scale_residual"] == 0.01
+    assert record["sampler"]["max_residual_norm"] is None and record["sampler"]["step_size"] == 0.05  # model's own
+    assert record["model"]["sha256"] == hashlib.sha256((workdir / "tiny.keras").read_bytes()).hexdigest()
+    assert record["features"]["sha256"] == hashlib.sha256((workdir / "standin.keras").read_bytes()).hexdigest()
+    assert record["reference"]["count"] == 1797 and not record["reference"]["loaded"]
+    assert set(record["wall_time_s"]) >= {"sampling", "sample_features", "reference", "fid_kid", "total"}
+
+    # The numbers, recomputed in this process from the dumped samples and the cached statistics.
+    images = np.load(workdir / "s.npz")["images"]
+    assert not list(workdir.glob("*.npy"))  # the scratch memory map is gone
+    assert images.dtype == np.uint8 and images.shape == (30, 16, 16, 1)
+    features = load_feature_extractor(str(workdir / "standin.keras"))(images)
+    moments = StreamingMoments()
+    moments.update(features)
+    reference = np.load(workdir / "ref.npz")
+    assert reference["mu"].shape == (16,) and reference["sigma"].shape == (16, 16)
+    fid = frechet_distance(moments.mean, moments.covariance, reference["mu"], reference["sigma"])
+    assert record["fid"] == pytest.approx(fid, rel=1e-5)
+    # Fewer samples than the KID pool: the pool is every sample, in order.
+    kid = kernel_inception_distance(features, reference["kid_features"], 4, 20, seed=0)
+    assert [record["kid"]["mean"], record["kid"]["std"]] == pytest.approx(kid, rel=1e-4, abs=1e-9)
+
+    # Again from the cached statistics, with no --data: the same samples and the same FID.
+    result = hat_ebm(*args, *sampler, *KID_FLAGS, "--ref-stats", "ref.npz", "--record", "again.json", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads((workdir / "again.json").read_text())
+    assert again["reference"]["loaded"] and again["fid"] == pytest.approx(record["fid"], rel=1e-6)
+
+
+def test_missing_inception_and_bad_input_stop_with_named_errors(workdir, tmp_path, monkeypatch):
+    monkeypatch.delenv(INCEPTION_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    result = hat_ebm("fid", "--model", "tiny.keras", "--data", "digits", cwd=workdir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "classify_image_graph_def.pb was not found" in result.stderr and INCEPTION_URL in result.stderr
+    with pytest.raises(SystemExit, match="hat-ebm fid: error: give --data, or --ref-stats"):
+        main(["fid", "--model", str(workdir / "tiny.keras"), "--ref-stats", str(tmp_path / "absent.npz")])
+    (tmp_path / "exported").mkdir()
+    (tmp_path / "exported" / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(SystemExit, match="is a SavedModel: its `sample` signature has the training sampler settings"):
+        main(["fid", "--model", str(tmp_path / "exported"), "--data", "digits"])
+    with pytest.raises(SystemExit, match=r"--record r/x\.json: no directory 'r'"):
+        main(["fid", "--model", "tiny.keras", "--data", "digits", "--record", "r/x.json"])
