@@ -172,6 +172,8 @@ def run_training(config, run_dir, verbose=1):
     out_dir.mkdir(parents=True, exist_ok=True)
     if chief:
         _check_resumable(run_dir, config)
+    # Network initialisation is seeded too: the same config gives the same run.
+    keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config)
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
@@ -223,8 +225,9 @@ def run_training(config, run_dir, verbose=1):
         if train.on_divergence != "rollback" or rollbacks >= train.max_rollbacks or not manager.latest_checkpoint:
             raise TrainingDiverged(f"{watchdog.diverged}; the last good checkpoint is {manager.latest_checkpoint}")
         rollbacks += 1
-        checkpoint.restore(manager.latest_checkpoint)
-        lr_scale.assign(lr_scale * train.rollback_lr_factor)
+        scale = float(lr_scale.numpy()) * train.rollback_lr_factor
+        checkpoint.restore(manager.latest_checkpoint)  # this restores lr_scale too: set it after
+        lr_scale.assign(scale)
         log.warning(
             "%s; rollback %d/%d to %s with learning rates scaled by %.4g",
             watchdog.diverged,
