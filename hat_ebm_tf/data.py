@@ -262,15 +262,37 @@ def load_array(path):
     return images
 
 
-def _raw_images(source):
-    """``(elements, decode)``: cheap undecoded elements of a source, and their decoder to uint8 ``[H, W, C]``."""
+def _raw_elements(source):
+    """``(elements, decode)``: a source's cheap undecoded elements and their decoder to uint8 ``[H, W, C]``.
+
+    The elements are an in-memory array (images, or file paths) for every
+    source but TFDS, which streams them as a ``tf.data.Dataset``.
+    """
     if source.kind == "tfds":
         return _tfds_images(source), _decode
     if source.kind == "folder":
-        files = [os.fspath(f) for f in scan_folder(source.name)]
-        return tf.data.Dataset.from_tensor_slices(files), lambda path: _decode(tf.io.read_file(path))
+        files = np.array([os.fspath(f) for f in scan_folder(source.name)])
+        return files, lambda path: _decode(tf.io.read_file(path))
     images = load_array(source.name) if source.kind == "array" else model_range_to_uint8(load_digits(8))
-    return tf.data.Dataset.from_tensor_slices(images), tf.identity
+    return images, tf.identity
+
+
+def _permuted_epochs(elements, seed):
+    """Endless stream of ``elements``, each epoch in the stateless permutation keyed on ``(seed, epoch)``.
+
+    ``Dataset.shuffle`` re-derives its seed when a ``tf.distribute`` strategy
+    copies the pipeline, so a distributed run would see other batches than a
+    one-device run; an index permutation is the same in every context.
+    """
+    table = tf.convert_to_tensor(elements)
+    size = int(table.shape[0])
+    seed = tf.constant(seed, tf.int64)
+
+    def epoch(index):
+        order = tf.random.experimental.stateless_shuffle(tf.range(size, dtype=tf.int64), seed=tf.stack([seed, index]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    return tf.data.Dataset.range(2**62).flat_map(epoch).map(lambda i: tf.gather(table, i))
 
 
 # ---------------------------------------------------------------- pipelines
@@ -293,12 +315,19 @@ def image_dataset(source, batch_size, training=True, seed=0, input_context=None,
             pipeline id, so workers read disjoint images.
         start_step: batches of this pipeline already consumed (resume).
     """
-    ds, decode = _raw_images(source)
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    elements, decode = _raw_elements(source)
+    sharded = input_context is not None and input_context.num_input_pipelines > 1
+    if isinstance(elements, tf.data.Dataset):
+        ds = elements.shard(input_context.num_input_pipelines, input_context.input_pipeline_id) if sharded else elements
+        if training:  # streamed: a seeded shuffle buffer
+            ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
+    else:
+        if sharded:
+            elements = elements[input_context.input_pipeline_id :: input_context.num_input_pipelines]
+        ds = _permuted_epochs(elements, seed) if training else tf.data.Dataset.from_tensor_slices(elements)
     if training:
         consumed = int(start_step) * int(batch_size)
-        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat().skip(consumed)
+        ds = ds.skip(consumed)
         # Each element's augmentation seed is (seed, element index): stateless and reproducible.
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter(start=consumed)))
         ds = ds.map(
