@@ -9,15 +9,88 @@
 """Residual down-sampling (hat/encoder) and up-sampling (generator) blocks."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 PACKAGE = "hat_ebm_tf"
+# Input channel counts (images: 1 or 3) below which a conv's input gradient
+# is computed as a matmul (see _image_conv).
+FEW_CHANNELS = 4
 
 
 def _conv(filters, kernel_size, name):
     """A biased conv; 3×3 convs pad SAME, the 1×1 shortcut is VALID."""
     padding = "same" if kernel_size == 3 else "valid"
     return keras.layers.Conv2D(filters, kernel_size, padding=padding, name=name)
+
+
+def _cast_weights(conv, dtype):
+    return ops.cast(conv.kernel, dtype), ops.cast(conv.bias, dtype)
+
+
+def _pooled_conv(conv, h):
+    """``avg_pool_2×2(conv(h))`` for a 3×3 SAME ``conv``, as one 4×4 stride-2 conv.
+
+    Both are linear, so pooling the conv's output equals convolving at stride
+    2 with the 4×4 kernel that averages the four shifted copies of the 3×3
+    kernel; TF's "SAME" padding of a 4×4 stride-2 conv over an even size pads
+    1 on each side, which gives the same borders. It does 4/9 of the
+    multiply-adds and skips the pool and its gradient.
+
+    Args:
+        conv: a built 3×3 ``Conv2D`` with ``padding="same"`` and a bias.
+        h: ``[B, H, W, C_in]`` with even ``H`` and ``W``.
+
+    Returns:
+        ``[B, H/2, W/2, filters]``.
+    """
+    kernel, bias = _cast_weights(conv, h.dtype)
+    shifts = [(a, c) for a in (0, 1) for c in (0, 1)]
+    folded = tf.add_n([tf.pad(kernel, [[a, 1 - a], [c, 1 - c], [0, 0], [0, 0]]) for a, c in shifts]) / 4.0
+    return tf.nn.bias_add(tf.nn.conv2d(h, folded, strides=2, padding="SAME"), bias)
+
+
+@tf.custom_gradient
+def _image_conv(x, kernel):
+    """3×3 SAME conv of a few-channel image, with a matmul input gradient.
+
+    The Langevin sampler differentiates the energy with respect to the image.
+    oneDNN's backward-data kernel for a conv with 1–4 input channels is bound
+    by layout conversion, not arithmetic (about 8× slower per FLOP than the
+    forward conv); here the input gradient is one ``[BHW, C_out] × [C_out, 9C]``
+    matmul and a 9-term col2im.
+
+    Args:
+        x: ``[B, H, W, C]`` images, small ``C``.
+        kernel: ``[3, 3, C, C_out]``.
+
+    Returns:
+        ``[B, H, W, C_out]`` (no bias).
+    """
+    out = tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
+
+    def grad(g):
+        channels, filters = kernel.shape[2], kernel.shape[3]
+        # cols[b, p, i, j, c] = Σ_o g[b, p, o]·kernel[i, j, c, o]: what output
+        # pixel p sends back to input pixel p + (i − 1, j − 1).
+        cols = tf.matmul(tf.reshape(g, [-1, filters]), tf.reshape(kernel, [-1, filters]), transpose_b=True)
+        cols = tf.reshape(cols, tf.concat([tf.shape(x)[:3], [3, 3, channels]], axis=0))
+        taps = [(i, j) for i in range(3) for j in range(3)]
+        padded = tf.add_n([tf.pad(cols[:, :, :, i, j], [[0, 0], [i, 2 - i], [j, 2 - j], [0, 0]]) for i, j in taps])
+        grad_kernel = tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=tf.shape(kernel), out_backprop=g, strides=[1, 1, 1, 1], padding="SAME"
+        )
+        return padded[:, 1:-1, 1:-1], grad_kernel
+
+    return out, grad
+
+
+def _first_conv(conv, x):
+    """``conv(x)`` for a 3×3 SAME conv; few-channel inputs go through ``_image_conv``."""
+    if x.shape[-1] > FEW_CHANNELS:
+        return conv(x)
+    kernel, bias = _cast_weights(conv, x.dtype)
+    return tf.nn.bias_add(_image_conv(x, kernel), bias)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -28,7 +101,8 @@ class DownBlock(keras.layers.Layer):
     ``downsample``. The shortcut is ``x``, passed through a 1×1 conv when the
     channel count changes or the block downsamples, and pooled when it
     downsamples. A ``stem`` block (the first of a network) has no ReLU before
-    ``conv_1`` and pools its shortcut *before* the 1×1 conv.
+    ``conv_1``. The pooled ``conv_2`` runs as one strided conv
+    (``_pooled_conv``); same function, fewer operations.
 
     Args:
         filters: output channels.
@@ -63,16 +137,14 @@ class DownBlock(keras.layers.Layer):
 
     def call(self, x):
         h = x if self.stem else ops.relu(x)
-        h = self.conv_2(ops.relu(self.conv_1(h)))
-        if self.downsample:
-            h = self.pool(h)
-        shortcut = x
-        if self.stem and self.downsample:
-            shortcut = self.pool(shortcut)
+        h = ops.relu(_first_conv(self.conv_1, h))
+        h = _pooled_conv(self.conv_2, h) if self.downsample else self.conv_2(h)
+        # The reference pools the stem's input before its 1×1 shortcut conv and
+        # other blocks' output after it; both are linear, so they commute, and
+        # pooling first does the 1×1 conv on a quarter of the pixels.
+        shortcut = self.pool(x) if self.downsample else x
         if self.sc is not None:
             shortcut = self.sc(shortcut)
-        if self.downsample and not self.stem:
-            shortcut = self.pool(shortcut)
         return h + shortcut
 
     def compute_output_shape(self, input_shape):

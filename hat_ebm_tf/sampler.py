@@ -170,7 +170,8 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
     Args:
         energy_fn: ``[B, H, W, C]`` images → ``[B]`` or ``[B, 1]`` energies H.
         generator_fn: ``[B, *latent_shape]`` → ``[B, H, W, C]`` images G(z).
-            Called once per chain when ``config.update_latents`` is False.
+            Evaluated once per chain when ``config.update_latents`` is False,
+            and twice per step (latent gradient, then G of the new z) when True.
         latents: ``[B, *latent_shape]`` float32 initial z.
         residuals: ``[B, H, W, C]`` float32 initial y.
         seeds: ``[B, 2]`` integer per-row seeds of the noise.
@@ -216,9 +217,10 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
         y, dy = residual_step(step, base, y)
         return step + 1, z, y, base, norm_z, norm_y + dy
 
-    # G(z) is evaluated here once; in the joint form the body re-evaluates it
-    # after each latent step.
-    base = generate(latents)
+    # Synthesis evaluates G(z) once, here, and never inside the loop. The joint
+    # form evaluates it inside the loop after each latent step, so the initial
+    # value is only needed by a 0-step chain.
+    base = tf.zeros_like(residuals) if config.update_latents and config.num_steps > 0 else generate(latents)
     zero = tf.constant(0.0, tf.float32)
     _, latents, residuals, base, norm_z, norm_y = tf.while_loop(
         lambda step, *_: step < config.num_steps,

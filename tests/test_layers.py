@@ -1,8 +1,9 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from hat_ebm_tf.layers import DownBlock, SphereProjection, UpBlock
+from hat_ebm_tf.layers import DownBlock, SphereProjection, UpBlock, _image_conv, _pooled_conv
 
 
 def _roundtrip(layer, x):
@@ -71,3 +72,32 @@ def test_sphere_projection_norm_and_roundtrip(rng):
     out = SphereProjection()(z).numpy()
     np.testing.assert_allclose(np.linalg.norm(out.reshape(3, -1), axis=1), 4.0, rtol=1e-5)
     _roundtrip(SphereProjection(), z)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_pooled_conv_equals_pooling_the_conv(rng, dtype):
+    x = rng.standard_normal((2, 6, 8, 3)).astype("float32")
+    conv = keras.layers.Conv2D(5, 3, padding="same", bias_initializer="random_normal", dtype=dtype)
+    conv.build(x.shape)
+    pooled = keras.layers.AveragePooling2D(2)(conv(x))
+    folded = _pooled_conv(conv, keras.ops.cast(x, conv.compute_dtype))
+    assert folded.shape == (2, 3, 4, 5) and folded.dtype == conv.compute_dtype
+    tol = 1e-5 if dtype == "float32" else 5e-2
+    np.testing.assert_allclose(np.float32(folded), np.float32(pooled), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_image_conv_matches_conv_and_its_gradients(rng, channels):
+    x = tf.constant(rng.standard_normal((2, 6, 8, channels)), tf.float32)
+    kernel = tf.constant(rng.standard_normal((3, 3, channels, 5)), tf.float32)
+    weights = tf.constant(rng.standard_normal((2, 6, 8, 5)), tf.float32)
+
+    def grads(conv):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            loss = tf.reduce_sum(conv(x, kernel) * weights)
+        return [loss, *tape.gradient(loss, [x, kernel])]
+
+    expected = grads(lambda v, k: tf.nn.conv2d(v, k, 1, "SAME"))
+    for got, want in zip(grads(_image_conv), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -85,17 +85,20 @@ def test_tau_adds_the_gaussian_prior_gradient(rng):
     np.testing.assert_allclose(out.residuals, y0 * (1 - eps**2 * tau), rtol=1e-5)
 
 
-@pytest.mark.parametrize(("update_latents", "expected_calls"), [(False, 1), (True, 1 + 2 * 5)])
-def test_generator_evaluations_per_chain(update_latents, expected_calls):
+@pytest.mark.parametrize(
+    ("update_latents", "num_steps", "expected_calls"), [(False, 5, 1), (True, 5, 2 * 5), (True, 0, 1), (False, 0, 1)]
+)
+def test_generator_evaluations_per_chain(update_latents, num_steps, expected_calls):
     calls = tf.Variable(0)
 
     def counting_generator(z):
         calls.assign_add(1)
         return tf.reshape(tf.tile(z, [1, 8]), [-1, *SHAPE])
 
-    config = LangevinConfig(num_steps=5, step_size=0.1, latent_step_size=0.1, update_latents=update_latents)
-    run(config, quadratic(1.0), counting_generator, np.ones((3, 2), "float32"), np.zeros((3, *SHAPE), "float32"))
+    config = LangevinConfig(num_steps=num_steps, step_size=0.1, latent_step_size=0.1, update_latents=update_latents)
+    out = run(config, quadratic(1.0), counting_generator, np.ones((3, 2), "float32"), np.zeros((3, *SHAPE), "float32"))
     assert int(calls.numpy()) == expected_calls
+    np.testing.assert_allclose(out.images, counting_generator(out.latents) + out.residuals, rtol=1e-6)
 
 
 def test_same_seed_same_chain_and_rows_independent_of_batch():
