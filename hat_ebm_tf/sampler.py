@@ -151,17 +151,17 @@ def _per_sample_norm(g):
     return tf.sqrt(tf.reduce_sum(tf.square(g), axis=tf.range(1, tf.rank(g))))
 
 
-def _energy_gradient(energy_fn, images_fn, variable, temperature):
-    """``∂/∂v Σ_b H(images_fn(v)_b) / T`` as float32.
+def _image_gradient(energy_fn, images):
+    """``∂/∂x Σ_b H(x_b)`` at ``x = images``, as float32.
 
-    The gradient is taken of the unscaled energy and divided by T in float32
+    The gradient is of the unscaled energy; callers divide by T in float32
     afterwards: with the reference's T = 1e-8, scaling inside a float16
     network's backward pass would overflow.
     """
     with tf.GradientTape() as tape:
-        tape.watch(variable)
-        energy = tf.reduce_sum(tf.cast(energy_fn(images_fn(variable)), tf.float32))
-    return tf.cast(tape.gradient(energy, variable), tf.float32) / temperature
+        tape.watch(images)
+        energy = tf.reduce_sum(tf.cast(energy_fn(images), tf.float32))
+    return tf.cast(tape.gradient(energy, images), tf.float32)
 
 
 def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
@@ -170,8 +170,9 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
     Args:
         energy_fn: ``[B, H, W, C]`` images → ``[B]`` or ``[B, 1]`` energies H.
         generator_fn: ``[B, *latent_shape]`` → ``[B, H, W, C]`` images G(z).
-            Evaluated once per chain when ``config.update_latents`` is False,
-            and twice per step (latent gradient, then G of the new z) when True.
+            Evaluated once per chain when ``config.update_latents`` is False;
+            in the joint form, once per step plus once, with one backward
+            pass per step.
         latents: ``[B, *latent_shape]`` float32 initial z.
         residuals: ``[B, H, W, C]`` float32 initial y.
         seeds: ``[B, 2]`` integer per-row seeds of the noise.
@@ -187,19 +188,28 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
     half_eps_sq = config.step_size**2 / 2.0
     half_eps_z_sq = config.latent_step_size**2 / 2.0
     clip = None if config.max_residual_norm is None else config.max_residual_norm / half_eps_sq
+    num_steps = config.num_steps
 
     def generate(z):
-        return tf.cast(generator_fn(z), tf.float32)
+        """``(tape, G(z))``, the tape holding G's forward pass for a later latent gradient."""
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(z)
+            base = tf.cast(generator_fn(z), tf.float32)
+        return tape, base
 
-    def latent_step(step, z, y):
-        g = _energy_gradient(energy_fn, lambda v: generate(v) + y, z, temperature)
+    def latent_step(step, tape, z, base, y):
+        """Latent step ``step`` at ``(z, y)``, given ``base = G(z)`` recorded on ``tape``."""
+        # ∂/∂z ΣH(G(z) + y) = J_G(z)ᵀ ∂ΣH/∂x: the backward pass through G
+        # reuses the forward pass on the tape instead of running G again.
+        g = tape.gradient(base, z, output_gradients=_image_gradient(energy_fn, base + y))
+        g = tf.cast(g, tf.float32) / temperature
         z = z - half_eps_z_sq * g
         if config.noise:
             z = z + config.latent_step_size * row_normal(seeds, z.shape[1:], _SALT_NOISE_LATENT, step)
         return z, half_eps_z_sq * tf.reduce_mean(_per_sample_norm(g))
 
     def residual_step(step, base, y):
-        g = _energy_gradient(energy_fn, lambda v: base + v, y, temperature)
+        g = _image_gradient(energy_fn, base + y) / temperature
         if config.tau > 0:
             g += 2.0 * config.tau * y  # ∂/∂y τ·Σy², the Gaussian residual prior
         if clip is not None:
@@ -209,24 +219,42 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
             y = y + config.step_size * row_normal(seeds, y.shape[1:], _SALT_NOISE_RESIDUAL, step)
         return y, half_eps_sq * tf.reduce_mean(_per_sample_norm(g))
 
-    def body(step, z, y, base, norm_z, norm_y):
-        if config.update_latents:
-            z, dz = latent_step(step, z, y)
-            base = generate(z)
-            norm_z += dz
-        y, dy = residual_step(step, base, y)
-        return step + 1, z, y, base, norm_z, norm_y + dy
+    def loop(body, state, iterations):
+        return tf.while_loop(
+            lambda step, *_: step < iterations, body, (tf.constant(0, tf.int32), *state), maximum_iterations=iterations
+        )[1:]
 
-    # Synthesis evaluates G(z) once, here, and never inside the loop. The joint
-    # form evaluates it inside the loop after each latent step, so the initial
-    # value is only needed by a 0-step chain.
-    base = tf.zeros_like(residuals) if config.update_latents and config.num_steps > 0 else generate(latents)
     zero = tf.constant(0.0, tf.float32)
-    _, latents, residuals, base, norm_z, norm_y = tf.while_loop(
-        lambda step, *_: step < config.num_steps,
-        body,
-        (tf.constant(0, tf.int32), latents, residuals, base, zero, zero),
-        maximum_iterations=config.num_steps,
-    )
+    if not config.update_latents:
+        # Synthesis: G(z) is evaluated once, here, and never inside the loop.
+        _, base = generate(latents)
+
+        def synthesis_body(step, y, norm_y):
+            y, dy = residual_step(step, base, y)
+            return step + 1, y, norm_y + dy
+
+        residuals, norm_y = loop(synthesis_body, (residuals, zero), num_steps)
+        norm_z = zero
+    elif num_steps == 0:
+        _, base = generate(latents)
+        norm_z = norm_y = zero
+    else:
+        # Joint form, step k: latent step at (z_k, y_k), then residual step at
+        # (z_{k+1}, y_k). Rotated so that each G(z) forward pass serves both the
+        # residual step of one step and the latent step of the next: iteration
+        # k runs G(z_{k+1}), residual step k, latent step k + 1.
+        tape, base = generate(latents)
+        latents, norm_z = latent_step(0, tape, latents, base, residuals)
+
+        def joint_body(step, z, y, norm_z, norm_y):
+            tape, base = generate(z)
+            y, dy = residual_step(step, base, y)
+            z, dz = latent_step(step + 1, tape, z, base, y)
+            return step + 1, z, y, norm_z + dz, norm_y + dy
+
+        latents, residuals, norm_z, norm_y = loop(joint_body, (latents, residuals, norm_z, zero), num_steps - 1)
+        _, base = generate(latents)
+        residuals, dy = residual_step(num_steps - 1, base, residuals)
+        norm_y += dy
     steps = float(max(config.num_steps, 1))
     return LangevinResult(latents, residuals, base + residuals, norm_z / steps, norm_y / steps)

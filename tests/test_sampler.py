@@ -86,7 +86,8 @@ def test_tau_adds_the_gaussian_prior_gradient(rng):
 
 
 @pytest.mark.parametrize(
-    ("update_latents", "num_steps", "expected_calls"), [(False, 5, 1), (True, 5, 2 * 5), (True, 0, 1), (False, 0, 1)]
+    ("update_latents", "num_steps", "expected_calls"),
+    [(False, 5, 1), (True, 5, 5 + 1), (True, 1, 2), (True, 0, 1), (False, 0, 1)],
 )
 def test_generator_evaluations_per_chain(update_latents, num_steps, expected_calls):
     calls = tf.Variable(0)
