@@ -1,10 +1,11 @@
-"""Install hat_ebm_tf, its training and export packages, and the `hat-ebm` command."""
+"""Install hat_ebm_tf, its training, export and benchmarks packages, and the `hat-ebm` command."""
 
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
+PACKAGES = ("hat_ebm_tf", "training", "export", "benchmarks")
 REQUIREMENTS = [
     line.strip()
     for line in (HERE / "requirements.txt").read_text().splitlines()
@@ -19,7 +20,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=["hat_ebm_tf", "hat_ebm_tf.*", "training", "training.*", "export", "export.*"]),
+    packages=find_packages(include=[pattern for name in PACKAGES for pattern in (name, f"{name}.*")]),
     package_data={"training": ["configs/*.yaml"]},
     install_requires=REQUIREMENTS,
     entry_points={"console_scripts": ["hat-ebm=training.cli:main"]},

@@ -24,30 +24,30 @@ def _conv(filters, kernel_size, name):
     return keras.layers.Conv2D(filters, kernel_size, padding=padding, name=name)
 
 
-def _cast_weights(conv, dtype):
-    return ops.cast(conv.kernel, dtype), ops.cast(conv.bias, dtype)
+def _residual_conv(conv, h, pooled):
+    """``conv(h)`` without its bias, average-pooled 2×2 when ``pooled``.
 
-
-def _pooled_conv(conv, h):
-    """``avg_pool_2×2(conv(h))`` for a 3×3 SAME ``conv``, as one 4×4 stride-2 conv.
-
-    Both are linear, so pooling the conv's output equals convolving at stride
-    2 with the 4×4 kernel that averages the four shifted copies of the 3×3
-    kernel; TF's "SAME" padding of a 4×4 stride-2 conv over an even size pads
-    1 on each side, which gives the same borders. It does 4/9 of the
-    multiply-adds and skips the pool and its gradient.
+    Pooling a 3×3 SAME conv's output is one 4×4 stride-2 conv: both are
+    linear, so it equals convolving at stride 2 with the 4×4 kernel that
+    averages the four shifted copies of the 3×3 kernel, and TF's "SAME"
+    padding of a 4×4 stride-2 conv over an even size pads 1 on each side,
+    which gives the same borders. It does 4/9 of the multiply-adds and skips
+    the pool and its gradient.
 
     Args:
-        conv: a built 3×3 ``Conv2D`` with ``padding="same"`` and a bias.
-        h: ``[B, H, W, C_in]`` with even ``H`` and ``W``.
+        conv: a built 3×3 ``Conv2D`` with ``padding="same"``.
+        h: ``[B, H, W, C_in]``, even ``H`` and ``W`` when ``pooled``.
+        pooled: fold a 2×2 average pool into the conv.
 
     Returns:
-        ``[B, H/2, W/2, filters]``.
+        ``[B, H', W', filters]``, ``H' = H/2`` when ``pooled``.
     """
-    kernel, bias = _cast_weights(conv, h.dtype)
+    kernel = ops.cast(conv.kernel, h.dtype)
+    if not pooled:
+        return tf.nn.conv2d(h, kernel, strides=1, padding="SAME")
     shifts = [(a, c) for a in (0, 1) for c in (0, 1)]
     folded = tf.add_n([tf.pad(kernel, [[a, 1 - a], [c, 1 - c], [0, 0], [0, 0]]) for a, c in shifts]) / 4.0
-    return tf.nn.bias_add(tf.nn.conv2d(h, folded, strides=2, padding="SAME"), bias)
+    return tf.nn.conv2d(h, folded, strides=2, padding="SAME")
 
 
 @tf.custom_gradient
@@ -89,8 +89,7 @@ def _first_conv(conv, x):
     """``conv(x)`` for a 3×3 SAME conv; few-channel inputs go through ``_image_conv``."""
     if x.shape[-1] > FEW_CHANNELS:
         return conv(x)
-    kernel, bias = _cast_weights(conv, x.dtype)
-    return tf.nn.bias_add(_image_conv(x, kernel), bias)
+    return tf.nn.bias_add(_image_conv(x, ops.cast(conv.kernel, x.dtype)), ops.cast(conv.bias, x.dtype))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -102,7 +101,7 @@ class DownBlock(keras.layers.Layer):
     channel count changes or the block downsamples, and pooled when it
     downsamples. A ``stem`` block (the first of a network) has no ReLU before
     ``conv_1``. The pooled ``conv_2`` runs as one strided conv
-    (``_pooled_conv``); same function, fewer operations.
+    (``_residual_conv``); same function, fewer operations.
 
     Args:
         filters: output channels.
@@ -138,14 +137,18 @@ class DownBlock(keras.layers.Layer):
     def call(self, x):
         h = x if self.stem else ops.relu(x)
         h = ops.relu(_first_conv(self.conv_1, h))
-        h = _pooled_conv(self.conv_2, h) if self.downsample else self.conv_2(h)
+        h = _residual_conv(self.conv_2, h, pooled=self.downsample)
         # The reference pools the stem's input before its 1×1 shortcut conv and
         # other blocks' output after it; both are linear, so they commute, and
         # pooling first does the 1×1 conv on a quarter of the pixels.
         shortcut = self.pool(x) if self.downsample else x
         if self.sc is not None:
             shortcut = self.sc(shortcut)
-        return h + shortcut
+        # conv_2's bias joins the shortcut rather than the conv: TF's grappler
+        # remapper fails on conv → bias → add → relu when the add has a second
+        # consumer (the next block's shortcut) and then fuses nothing at all
+        # ("remapper failed: ... fanout ... exist for missing node ...").
+        return h + (shortcut + ops.cast(self.conv_2.bias, h.dtype))
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hat_ebm_tf.layers import DownBlock, SphereProjection, UpBlock, _image_conv, _pooled_conv
+from hat_ebm_tf.layers import DownBlock, SphereProjection, UpBlock, _image_conv, _residual_conv
 
 
 def _roundtrip(layer, x):
@@ -80,7 +80,8 @@ def test_pooled_conv_equals_pooling_the_conv(rng, dtype):
     conv = keras.layers.Conv2D(5, 3, padding="same", bias_initializer="random_normal", dtype=dtype)
     conv.build(x.shape)
     pooled = keras.layers.AveragePooling2D(2)(conv(x))
-    folded = _pooled_conv(conv, keras.ops.cast(x, conv.compute_dtype))
+    folded = _residual_conv(conv, keras.ops.cast(x, conv.compute_dtype), pooled=True)
+    folded += keras.ops.cast(conv.bias, folded.dtype)
     assert folded.shape == (2, 3, 4, 5) and folded.dtype == conv.compute_dtype
     tol = 1e-5 if dtype == "float32" else 5e-2
     np.testing.assert_allclose(np.float32(folded), np.float32(pooled), rtol=tol, atol=tol)

@@ -23,9 +23,10 @@ def build_parser():
 
 
 def main(argv=None):
+    args = build_parser().parse_args(argv)
+    # Imported after parsing (it pulls in Keras), so that --help answers at once.
     from training.callbacks import TrainingDiverged
 
-    args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except (ValueError, TrainingDiverged) as err:  # configs, shapes, values, divergence: a clear message

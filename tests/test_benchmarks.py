@@ -1,0 +1,171 @@
+"""The benchmark script: a --tiny smoke run of every section, and the `hat-ebm bench` command."""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from training.commands.bench import SECTIONS, add_arguments, section_list
+
+REPO = Path(__file__).resolve().parents[1]
+HAT_EBM = Path(sys.executable).parent / "hat-ebm"
+FLAGS = ("--image-size", "--width", "--batch", "--steps", "--repeats", "--warmup", "--out", "--sections")
+FLAGS += ("--mixed-precision", "--tiny")
+
+
+def clean_env():
+    return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def positive(value):
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "b.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out)],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, json.loads(out.read_text())
+
+
+def test_table_has_every_section_and_says_how_many_repeats(tiny_run):
+    table, _ = tiny_run
+    for name in SECTIONS:
+        assert f"[{name}]" in table, name
+    assert "medians of 2 repeats after 1 warm-up calls" in table
+    assert "synthesis: achieved" in table and "peak ratio 50 / 5 steps" in table
+
+
+def test_json_records_settings_machine_and_every_section(tiny_run):
+    _, document = tiny_run
+    assert set(document["results"]) == set(SECTIONS)
+    settings = document["settings"]
+    assert settings["tiny"] and (settings["image_size"], settings["width"], settings["batch"]) == (16, 16, 4)
+    machine = document["machine"]
+    assert machine["tensorflow"] and machine["keras"] and machine["cpu_model"] and machine["cpu_count"] >= 1
+    assert datetime.datetime.fromisoformat(document["timestamp"]).tzinfo is not None
+    assert {row["status"] for row in document["targets"].values()} <= {"PASS", "MISS"}
+
+
+def test_sampler_rates_are_positive_and_consistent(tiny_run):
+    _, document = tiny_run
+    langevin = document["results"]["langevin"]
+    for form in ("synthesis", "joint"):
+        timing = langevin["float32"][form]
+        assert positive(timing["steps_per_s"]) and len(timing["times"]) == 2
+        assert timing["images_steps_per_s"] == pytest.approx(4 * timing["steps_per_s"])
+        assert timing["steps_per_s"] == pytest.approx(2 / timing["seconds"])
+    mixed = langevin["mixed"]
+    assert mixed["reason"]
+    if mixed["policy"] is not None:
+        assert positive(mixed["synthesis"]["steps_per_s"]) and positive(mixed["joint"]["steps_per_s"])
+    jit = document["results"]["jit"]
+    assert jit["off"] == langevin["float32"]["synthesis"]
+    assert "error" in jit["on"] or (positive(jit["on"]["steps_per_s"]) and positive(jit["speedup"]))
+
+
+def test_flops_and_achieved_rates(tiny_run):
+    _, document = tiny_run
+    flops = document["results"]["flops"]
+    assert positive(flops["matmul"]["gflops_per_s"])
+    synthesis, joint = flops["synthesis"], flops["joint"]
+    for form in (synthesis, joint):
+        assert isinstance(form["flops_per_step"], int) and positive(form["flops_per_step"])
+        assert positive(form["achieved_gflops_per_s"]) and positive(form["ratio_to_matmul"])
+    # The joint step adds two generator passes and a backward pass through it.
+    assert joint["flops_per_step"] > 2 * synthesis["flops_per_step"]
+
+
+def test_synthesis_loop_evaluates_no_generator(tiny_run):
+    _, document = tiny_run
+    counts = document["results"]["flops"]["generator_in_loop"]
+    assert counts["synthesis"] == {
+        "calls_per_step_inside_loop": 0,
+        "calls_outside_loop": 1,
+        "generator_ops_in_loop_body": 0,
+    }
+    # The same check finds the generator in the joint loop, so it can fail.
+    assert counts["joint"]["calls_per_step_inside_loop"] >= 1 and counts["joint"]["generator_ops_in_loop_body"] > 0
+    targets = document["targets"]
+    assert targets["generator_calls_in_synthesis_loop"]["status"] == "PASS"
+    assert targets["generator_ops_in_synthesis_loop_body"]["status"] == "PASS"
+
+
+def test_training_rates(tiny_run):
+    _, document = tiny_run
+    train = document["results"]["train"]
+    assert set(train) == {"digits", "cifar10_synthesis"}
+    for figures in train.values():
+        assert positive(figures["steps_per_s"]) and len(figures["times"]) == 4
+        assert figures["langevin_steps_per_s"] == pytest.approx(figures["steps_per_s"] * figures["sampler_steps"])
+    assert "random" in train["cifar10_synthesis"]["data"]
+
+
+def test_memory_figures(tiny_run):
+    _, document = tiny_run
+    memory = document["results"]["memory"]
+    assert (memory["long"]["steps"], memory["short"]["steps"]) == (50, 5)
+    for chain in (memory["long"], memory["short"]):
+        assert positive(chain["peak_rss_mib"]) and positive(chain["rss_before_mib"])
+        assert chain["peak_rss_mib"] >= chain["rss_before_mib"]
+    assert memory["peak_ratio"] == pytest.approx(memory["long"]["peak_rss_mib"] / memory["short"]["peak_rss_mib"])
+
+
+def test_hat_ebm_bench_help_lists_the_flags(tmp_path):
+    if not HAT_EBM.exists():
+        pytest.fail(f"{HAT_EBM} is not installed: run `pip install .`")
+    result = subprocess.run(
+        [str(HAT_EBM), "bench", "--help"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for flag in FLAGS:
+        assert flag in result.stdout, flag
+
+
+def test_sections_flag_orders_and_rejects_names():
+    assert section_list("memory, langevin") == ("langevin", "memory")
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown sections"):
+        section_list("langevin,speed")
+    assert parse().sections == SECTIONS
+
+
+def test_xla_failure_is_recorded_not_raised(monkeypatch):
+    from benchmarks import sampler_speed
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("XLA compilation failed\ndetails")
+
+    monkeypatch.setattr(sampler_speed, "build_networks", lambda settings: (None, None))
+    monkeypatch.setattr(sampler_speed, "time_sampler", fail)
+    result = sampler_speed.jit_comparison(SimpleNamespace(steps=2), {"steps_per_s": 1.0})
+    assert result["on"] == {"error": "RuntimeError: XLA compilation failed"} and result["speedup"] is None
+
+
+def test_memory_child_failure_reports_its_stderr():
+    from benchmarks.common import Settings
+    from benchmarks.memory import run_child
+
+    settings = Settings.from_args(parse("--tiny", "--image-size", "15"))
+    with pytest.raises(RuntimeError, match=r"exited with 1(.|\n)*unsupported image_size=15"):
+        run_child(settings, 2)
