@@ -49,13 +49,16 @@ def step_function(hat, generator, settings, joint):
     return tf.function(residual_step, autograph=False).get_concrete_function(image, image)
 
 
-def count_flops(concrete):
-    """Floating-point operations of one call of ``concrete``, by TensorFlow's profiler.
+def pruned_graph(concrete):
+    """``concrete`` frozen and pruned, imported into a fresh ``tf.Graph``.
 
     The graph is frozen (weights become constants, so they are not inputs),
     pruned to the ops the outputs depend on (tracing under a tape also leaves
     weight-gradient ops that never run) and re-imported into a fresh graph,
     whose static shapes the profiler's per-op FLOP formulas need.
+
+    Returns:
+        ``(graph, input tensor names, output tensor names)``.
 
     Raises:
         RuntimeError: the pruned graph still calls functions, whose ops the
@@ -71,16 +74,26 @@ def count_flops(concrete):
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(pruned, name="")
+    return graph, [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
+
+
+def profile_flops(graph):
+    """TensorFlow's profiler FLOP count of ``graph``: ``(total, {node name: FLOPs})``."""
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
     messages = io.StringIO()
     with deprecation.silence(), contextlib.redirect_stderr(messages):
-        flops = int(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)
+        profile = tf.compat.v1.profiler.profile(graph, options=options)
     # Ops whose shapes are not static are skipped by the profiler, which says
     # so on stderr; every shape of the step graph is static, so it is an error.
     if "incomplete shapes" in messages.getvalue():
         raise RuntimeError(f"the FLOP count skipped ops: {messages.getvalue().strip()}")
-    return flops
+    return int(profile.total_float_ops), {child.name: int(child.total_float_ops) for child in profile.children}
+
+
+def count_flops(concrete):
+    """Floating-point operations of one call of ``concrete``, by TensorFlow's profiler (see ``pruned_graph``)."""
+    return profile_flops(pruned_graph(concrete)[0])[0]
 
 
 def achieved_rate(flops_per_step, timing, matmul):

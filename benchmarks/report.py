@@ -4,6 +4,7 @@ import dataclasses
 import itertools
 import operator
 
+from benchmarks.ops import TOP_OPS
 from benchmarks.sampler_speed import MATMUL_MIN_REPEATS
 
 SECTION_TITLES = {
@@ -12,6 +13,7 @@ SECTION_TITLES = {
     "jit": "XLA (jit_compile) on the float32 synthesis sampler",
     "train": "training steps/s (model.fit, one step = sampler + both updates)",
     "memory": "peak resident memory of one chain (fresh process per chain)",
+    "ops": "where a synthesis step's time goes (hat forward + input gradient, per op type, traced)",
 }
 COLUMNS = ("figure", "value", "unit", "ratio, target or note", "status")
 FORMS = ("synthesis", "joint")
@@ -190,12 +192,25 @@ def memory_rows(result):
     return [*rows, Row(label, ratio, "×", str(TARGETS["memory_peak_ratio"]), "memory_peak_ratio")]
 
 
+def ops_rows(result):
+    rows = [
+        Row("step wall time, untraced", result["wall_ms"], "ms"),
+        Row("sum of op times, traced", result["op_ms_total"], "ms", "ops overlap on the inter-op threads"),
+    ]
+    for op in result["ops"][:TOP_OPS]:
+        rate = op["gflops_per_s"]
+        note = f"{op['share']:.0%} of op time" + ("" if rate is None else f"; {rate:.0f} GFLOP/s")
+        rows.append(Row(op["op"], op["ms"], "ms", note))
+    return rows
+
+
 ROW_BUILDERS = {
     "langevin": langevin_rows,
     "flops": flops_rows,
     "jit": jit_rows,
     "train": train_rows,
     "memory": memory_rows,
+    "ops": ops_rows,
 }
 
 

@@ -21,6 +21,7 @@ from tensorflow.python.util import _pywrap_util_port
 from benchmarks.common import Settings, cpu_info
 from benchmarks.flops import flop_figures
 from benchmarks.memory import memory_figures
+from benchmarks.ops import op_profile
 from benchmarks.report import format_table, notes, section_rows, target_summary
 from benchmarks.sampler_speed import (
     BF16_CPU_FLAGS,
@@ -84,6 +85,9 @@ def measure(settings):
     if "train" in sections:
         progress("training steps")
         results["train"] = training_figures(settings)
+    if "ops" in sections:
+        progress("per-op profile of a synthesis step")
+        results["ops"] = op_profile(settings)
     if "memory" in sections:
         progress(f"memory of {' and '.join(map(str, settings.memory_steps))}-step chains")
         results["memory"] = memory_figures(settings)

@@ -93,7 +93,7 @@ def test_flops_and_achieved_rates(tiny_run):
     for form in (synthesis, joint):
         assert isinstance(form["flops_per_step"], int) and positive(form["flops_per_step"])
         assert positive(form["achieved_gflops_per_s"]) and positive(form["ratio_to_matmul"])
-    # The joint step adds two generator passes and a backward pass through it.
+    # The joint step adds a generator pass, its backward pass and a second hat gradient.
     assert joint["flops_per_step"] > 2 * synthesis["flops_per_step"]
 
 
@@ -120,6 +120,16 @@ def test_training_rates(tiny_run):
         assert positive(figures["steps_per_s"]) and len(figures["times"]) == 4
         assert figures["langevin_steps_per_s"] == pytest.approx(figures["steps_per_s"] * figures["sampler_steps"])
     assert "random" in train["cifar10_synthesis"]["data"]
+
+
+def test_op_profile_names_the_conv_kernels_and_their_rates(tiny_run):
+    _, document = tiny_run
+    ops = document["results"]["ops"]
+    assert positive(ops["wall_ms"]) and positive(ops["op_ms_total"])
+    assert sum(op["share"] for op in ops["ops"]) == pytest.approx(1.0)
+    assert [op["ms"] for op in ops["ops"]] == sorted((op["ms"] for op in ops["ops"]), reverse=True)
+    convs = [op for op in ops["ops"] if "Conv2D" in op["op"]]
+    assert convs and all(positive(op["gflops_per_s"]) for op in convs)
 
 
 def test_memory_figures(tiny_run):
