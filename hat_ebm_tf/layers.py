@@ -13,8 +13,8 @@ import tensorflow as tf
 from keras import ops
 
 PACKAGE = "hat_ebm_tf"
-# Input channel counts (images: 1 or 3) below which a conv's input gradient
-# is computed as a matmul (see _image_conv).
+# Input channel counts (images have 1 or 3) up to which a conv's input
+# gradient is computed as a matmul (see _image_conv).
 FEW_CHANNELS = 4
 
 
@@ -56,9 +56,9 @@ def _image_conv(x, kernel):
 
     The Langevin sampler differentiates the energy with respect to the image.
     oneDNN's backward-data kernel for a conv with 1–4 input channels is bound
-    by layout conversion, not arithmetic (about 8× slower per FLOP than the
-    forward conv); here the input gradient is one ``[BHW, C_out] × [C_out, 9C]``
-    matmul and a 9-term col2im.
+    by layout conversion, not arithmetic (2–3× the time of the forward conv,
+    and as slow with 16 channels as with 3); here the input gradient is one
+    ``[BHW, C_out] × [C_out, 9C]`` matmul and a 9-term col2im.
 
     Args:
         x: ``[B, H, W, C]`` images, small ``C``.
