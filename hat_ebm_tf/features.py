@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from hat_ebm_tf.errors import ModelFileError
+
 INCEPTION_URL = "https://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 INCEPTION_FILE = "classify_image_graph_def.pb"
 INCEPTION_ENV = "HAT_EBM_INCEPTION"
@@ -27,7 +29,7 @@ INCEPTION_OUTPUT = "pool_3:0"
 DEFAULT_BATCH_SIZE = 50  # TTUR's default; the Inception graph resizes every image to 299×299
 
 
-class InceptionNotFoundError(FileNotFoundError):
+class InceptionNotFoundError(ModelFileError, FileNotFoundError):
     """The TTUR Inception graph file is not in any place searched; the message says where to put it."""
 
 

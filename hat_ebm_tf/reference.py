@@ -11,6 +11,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from hat_ebm_tf.errors import ModelFileError
 from hat_ebm_tf.networks import (
     GENERATOR_TABLE,
     HAT_TABLE,
@@ -24,7 +25,7 @@ from hat_ebm_tf.sampler import LangevinConfig
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
-class ReferenceCheckpointError(ValueError):
+class ReferenceCheckpointError(ModelFileError):
     """A reference checkpoint is missing, unreadable, or does not fit the network."""
 
 
