@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from hat_ebm_tf.networks import Generator, HatNetwork
-from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_seeds
+from hat_ebm_tf.sampler import JOINT_LATENT_STEP_SIZE, LangevinConfig, initial_state, langevin, row_seeds
 
 SEED = 0
 
@@ -105,7 +105,7 @@ def synthesis_config(steps):
 
 def joint_config(steps):
     """The synthesis sampler with latent steps as well (refine/retrofit form)."""
-    return dataclasses.replace(synthesis_config(steps), update_latents=True, latent_step_size=5e-3)
+    return dataclasses.replace(synthesis_config(steps), update_latents=True, latent_step_size=JOINT_LATENT_STEP_SIZE)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ in TF Serving's layout::
                 saved_model.pb
                 variables/
                 assets.extra/tf_serving_warmup_requests
+                assets.extra/sampler_config.json   the sampler settings baked into sample/refine
 
 A version is written to a hidden temporary directory next to the versions and
 renamed to ``N`` once complete: TF Serving only loads directories named by an
@@ -29,16 +30,22 @@ ood_score_uint8     ``images`` uint8 ``[B, H, W, C]``                   ``score`
 sample              ``seeds`` int64 ``[B]``                             ``images`` ``[B, H, W, C]``
 refine (joint)      ``latents`` ``[B, *latent]``, ``seeds`` ``[B]``     ``images`` ``[B, H, W, C]``
 generate            ``latents`` float32 ``[B, *latent]``                ``images`` ``[B, H, W, C]``
+sampler_config      ``seeds`` int64 ``[B]``                             ``json`` string ``[B]``
 serving_default     = ``ood_score``
 ==================  =================================================  =========================
 
 ``ood_score`` is the energy ``H(x)``: higher means less likely under the model,
-so more out-of-distribution. ``sample``/``refine`` run the sampler with the
-model's training settings baked in; image ``b`` is the chain of row seed
-``(0, seeds[b])`` (so seeds ``0..n-1`` give the in-process
-``model.sample(n, seed=0)``), whatever the batch it is drawn in: its random
-draws depend on its seed alone, and only float round-off of the same
-arithmetic at another batch size may differ (about 1e-7).
+so more out-of-distribution. ``sample``/``refine`` run the model's own seeded
+sampler (``HatEBM.sample_with_seeds``/``refine_with_seeds``) with one
+``LangevinConfig`` baked in, by default the model's ``sampler_config``
+(``hat-ebm export`` passes the run's evaluation sampler). ``sampler_config``
+returns those settings as JSON (``LangevinConfig.to_dict()``), one copy per
+row so that it batches like every other signature, and
+``assets.extra/sampler_config.json`` holds the same text. Image ``b`` of
+``sample`` is the chain of row seed ``(0, seeds[b])`` (so seeds ``0..n-1`` give
+the in-process ``model.sample(n, seed=0, config=...)``), whatever the batch it
+is drawn in: its random draws depend on its seed alone, and only float
+round-off of the same arithmetic at another batch size may differ (about 1e-7).
 
 Every input is checked inside the graph, so that the checks also hold inside
 TF Serving: a wrong rank, size or channel count fails with an
@@ -47,6 +54,7 @@ received shape; float images outside [-1, 1] (or NaN) fail likewise; a wrong
 dtype is refused by the runtime at the signature's typed input.
 """
 
+import json
 import os
 import re
 import shutil
@@ -61,11 +69,11 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from hat_ebm_tf.data import uint8_to_model_range
-from hat_ebm_tf.sampler import initial_state, langevin
 
 MODELS_CONFIG = "models.config"
 BATCHING_PARAMETERS = "batching_parameters.txt"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+SAMPLER_CONFIG_FILE = os.path.join("assets.extra", "sampler_config.json")
 
 # Test-only hook: when set to a file path, the export creates that file once the
 # temporary directory is complete and then waits before renaming it, so a test
@@ -147,17 +155,24 @@ def _row_seeds(seeds, signature):
 
 
 # ------------------------------------------------------------------ signatures
-def serving_functions(model):
+def sampler_json(config):
+    """The text that ``sampler_config`` and ``assets.extra/sampler_config.json`` hold: ``config.to_dict()`` as JSON."""
+    return json.dumps(config.to_dict())
+
+
+def serving_functions(model, sampler=None):
     """The signature functions of ``model``: name → ``tf.function`` with its input signature.
 
     Args:
         model: a trained ``HatEBM``.
+        sampler: ``LangevinConfig`` baked into ``sample`` and ``refine``
+            (default: ``model.sampler_config``).
 
     Returns:
         dict of ``tf.function``; each returns a dict of named outputs.
     """
     image_shape, latent_shape = tuple(model.image_shape), tuple(model.latent_shape)
-    config = model.sampler_config
+    config = sampler or model.sampler_config
     float_images = tf.TensorSpec([None, *image_shape], tf.float32, name="images")
     uint8_images = tf.TensorSpec([None, *image_shape], tf.uint8, name="images")
     seeds_spec = tf.TensorSpec([None], tf.int64, name="seeds")
@@ -177,7 +192,7 @@ def serving_functions(model):
 
     @tf.function(input_signature=[seeds_spec])
     def sample(seeds):
-        return {"images": model.sample_with_seeds(_row_seeds(seeds, "sample"))}
+        return {"images": model.sample_with_seeds(_row_seeds(seeds, "sample"), config)}
 
     @tf.function(input_signature=[latents_spec, seeds_spec])
     def refine(latents, seeds):
@@ -190,27 +205,36 @@ def serving_functions(model):
             [tf.debugging.Assert(same_batch, [message, tf.shape(latents)[0], tf.shape(rows)[0]])]
         ):
             latents = tf.identity(latents)
-        # As HatEBM.refine, with one seed per row instead of one per call.
-        _, residuals = initial_state(rows, latent_shape, image_shape, config)
-        chains = langevin(lambda x: model.hat(x), model.generate, latents, residuals, rows, config)
-        return {"images": chains.images}
+        return {"images": model.refine_with_seeds(latents, rows, config).images}
 
     @tf.function(input_signature=[latents_spec])
     def generate(latents):
         return {"images": model.generate(_checked_latents(latents, latent_shape, "generate"))}
 
+    @tf.function(input_signature=[seeds_spec])
+    def sampler_config(seeds):
+        # One copy per seed: TF Serving's batching merges requests along dimension 0.
+        seeds = _checked_shape(seeds, (), "sampler_config: seeds")
+        return {"json": tf.fill(tf.shape(seeds), sampler_json(config))}
+
     functions = {**energy_of("energy", "energy"), **energy_of("ood_score", "score"), "sample": sample}
     if model.mode != "synthesis":
         functions["refine"] = refine
     functions["generate"] = generate
+    functions["sampler_config"] = sampler_config
     return functions
 
 
-def build_serving_module(model):
+def build_serving_module(model, sampler=None):
     """A ``tf.Module`` holding the signature functions and the variables they read.
 
     Only the variables the functions capture are saved (the networks'), not
     the training banks or optimizer state.
+
+    Args:
+        model: a trained ``HatEBM``.
+        sampler: ``LangevinConfig`` baked into ``sample`` and ``refine``
+            (default: ``model.sampler_config``).
 
     Returns:
         ``(module, signatures)``: signatures maps each name (and
@@ -219,7 +243,7 @@ def build_serving_module(model):
     module = tf.Module()
     signatures = {}
     captured = {}
-    for name, function in serving_functions(model).items():
+    for name, function in serving_functions(model, sampler).items():
         setattr(module, name, function)
         signatures[name] = function.get_concrete_function()
         captured.update({id(v): v for v in signatures[name].variables})
@@ -319,7 +343,7 @@ def update_models_config(base_path, name, model_base_path):
     return path
 
 
-def export_model(model, base_path, name, version=None, serving_root=None):
+def export_model(model, base_path, name, version=None, serving_root=None, sampler=None):
     """Write a SavedModel of ``model`` as version ``version`` of ``name`` under ``base_path``.
 
     Args:
@@ -333,6 +357,9 @@ def export_model(model, base_path, name, version=None, serving_root=None):
             ``/models`` in the tensorflow/serving Docker image), used for the
             ``base_path`` entry of ``models.config``; default ``base_path``
             made absolute.
+        sampler: ``LangevinConfig`` baked into ``sample`` and ``refine``, and
+            written to ``assets.extra/sampler_config.json`` (default:
+            ``model.sampler_config``).
 
     Returns:
         ``Path`` of the new version directory.
@@ -352,7 +379,8 @@ def export_model(model, base_path, name, version=None, serving_root=None):
         )
     _remove_stale_temporaries(model_dir)
 
-    module, signatures = build_serving_module(model)
+    sampler = sampler or model.sampler_config
+    module, signatures = build_serving_module(model, sampler)
     temporary = model_dir / _temporary_name(version)
     try:
         tf.saved_model.save(module, os.fspath(temporary), signatures=signatures)
@@ -361,6 +389,7 @@ def export_model(model, base_path, name, version=None, serving_root=None):
         with tf.io.TFRecordWriter(os.fspath(warmup)) as writer:
             for log in warmup_requests(name, signatures):
                 writer.write(log.SerializeToString())
+        (temporary / SAMPLER_CONFIG_FILE).write_text(sampler_json(sampler) + "\n")
         _pause_for_tests()
         if final.exists():  # another export took this version meanwhile
             raise ValueError(f"export_model: version {version} of {name!r} appeared at {final} during the export")

@@ -27,6 +27,14 @@ MODES = ("synthesis", "refine", "retrofit")
 _SALT_DATA_NOISE = 5
 
 
+def _checked_seeds(seeds, method):
+    """``seeds`` as a tensor, after checking that it is integer ``[B, 2]`` (a ValueError naming ``method``)."""
+    seeds = tf.convert_to_tensor(seeds)
+    if seeds.shape.rank != 2 or seeds.shape[1] != 2 or not seeds.dtype.is_integer:
+        raise ValueError(f"HatEBM.{method}: seeds must be integer [B, 2], got {seeds.dtype.name} {seeds.shape}")
+    return seeds
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Tracker(keras.metrics.Mean):
     """Running mean of a training quantity, as reported by ``fit``.
@@ -89,8 +97,7 @@ class HatEBM(keras.Model):
         if mode not in MODES:
             raise ValueError(f"HatEBM: unknown mode={mode!r}; expected one of {MODES}")
         if sampler is None:
-            joint = mode != "synthesis"
-            sampler = LangevinConfig(update_latents=joint, latent_step_size=5e-3 if joint else 0.0)
+            sampler = LangevinConfig.for_form(joint=mode != "synthesis")
         if isinstance(sampler, dict):
             sampler = LangevinConfig.from_dict(sampler)
         if sampler.update_latents != (mode != "synthesis"):
@@ -259,11 +266,7 @@ class HatEBM(keras.Model):
         Returns:
             ``[B, H, W, C]`` float32 images.
         """
-        seeds = tf.convert_to_tensor(seeds)
-        if seeds.shape.rank != 2 or seeds.shape[1] != 2 or not seeds.dtype.is_integer:
-            raise ValueError(
-                f"HatEBM.sample_with_seeds: seeds must be integer [B, 2], got {seeds.dtype.name} {seeds.shape}"
-            )
+        seeds = _checked_seeds(seeds, "sample_with_seeds")
         return self._sample_function(config or self.sampler_config)(seeds).images
 
     def refine(self, latents, seed=0, config=None):
@@ -278,12 +281,29 @@ class HatEBM(keras.Model):
             ``LangevinResult`` with refined ``images`` ``[B, H, W, C]``.
         """
         latents = tf.convert_to_tensor(latents, tf.float32)
+        return self.refine_with_seeds(latents, row_seeds(seed, tf.shape(latents)[0]), config)
+
+    def refine_with_seeds(self, latents, seeds, config=None):
+        """Run the sampler from given latents, one row seed per latent row.
+
+        Args:
+            latents: ``[B, *latent_shape]`` initial latents.
+            seeds: ``[B, 2]`` integer row seeds (``refine(latents, seed)``
+                uses ``(seed, i)`` for row ``i``).
+            config: optional ``LangevinConfig`` override.
+
+        Returns:
+            ``LangevinResult`` with refined ``images`` ``[B, H, W, C]``.
+        """
+        latents = tf.convert_to_tensor(latents, tf.float32)
         if tuple(latents.shape[1:]) != self.latent_shape:
             raise ValueError(
                 f"HatEBM.refine: latents have shape {list(latents.shape)}, expected [B, "
                 f"{', '.join(map(str, self.latent_shape))}]"
             )
-        seeds = row_seeds(seed, latents.shape[0])
+        seeds = _checked_seeds(seeds, "refine_with_seeds")
+        if None not in (latents.shape[0], seeds.shape[0]) and latents.shape[0] != seeds.shape[0]:
+            raise ValueError(f"HatEBM.refine_with_seeds: {latents.shape[0]} latent rows but {seeds.shape[0]} seed rows")
         return self._refine_function(config or self.sampler_config)(latents, seeds)
 
     def generate(self, latents):

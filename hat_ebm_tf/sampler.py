@@ -25,6 +25,10 @@ import tensorflow as tf
 
 from hat_ebm_tf.rng import stateless_row_normal
 
+# Latent step size ε_z of the joint form (refine/retrofit) when none is given:
+# the reference's CIFAR-10 and CelebA refine setting (REFERENCE.md).
+JOINT_LATENT_STEP_SIZE = 5e-3
+
 
 @dataclasses.dataclass(frozen=True)
 class LangevinConfig:
@@ -78,6 +82,15 @@ class LangevinConfig:
         if unknown:
             raise ValueError(f"LangevinConfig: unknown keys {unknown}; known keys are {sorted(known)}")
         return cls(**values)
+
+    @classmethod
+    def for_form(cls, joint, **settings):
+        """The default sampler of the synthesis (``joint=False``) or joint form, with ``settings`` applied.
+
+        The joint form updates latents with step ``JOINT_LATENT_STEP_SIZE``;
+        synthesis keeps them fixed (latent step 0).
+        """
+        return cls(update_latents=joint, latent_step_size=JOINT_LATENT_STEP_SIZE if joint else 0.0, **settings)
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -15,10 +15,12 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import yaml  # noqa: E402
 
 from hat_ebm_tf.model import HatEBM  # noqa: E402
 from hat_ebm_tf.networks import Generator, HatNetwork  # noqa: E402
 from hat_ebm_tf.sampler import LangevinConfig  # noqa: E402
+from training.config import CONFIG_DIR  # noqa: E402
 
 TINY_SAMPLER = LangevinConfig(num_steps=3, step_size=0.05, temperature=1e-2, max_residual_norm=1.0)
 JOINT_SAMPLER = LangevinConfig(
@@ -55,3 +57,24 @@ def digits16():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """``(root, result)``: ``hat-ebm train`` of a tiny digits config into ``root/run``, in a subprocess.
+
+    The run evaluates with another sampler than it trains with (3 steps with
+    clip 0.5, against 2 steps with clip 1.0), as the shipped digits config does.
+    """
+    from tests.test_cli import hat_ebm
+
+    root = tmp_path_factory.mktemp("cli")
+    config = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
+    config["networks"].update(hat_width=8, generator_width=8, latent_dim=4)
+    config["sampler"]["num_steps"] = 2
+    config["training"].update(steps=4, steps_per_epoch=2, batch_size=8, bank_size=16)
+    config["evaluation"] = {"num_samples": 12, "batch_size": 5, "sampler": {"num_steps": 3, "max_residual_norm": 0.5}}
+    (root / "tiny.yaml").write_text(yaml.safe_dump(config))
+    result = hat_ebm("train", "--config", "tiny.yaml", "--run-dir", "run", cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, result

@@ -3,7 +3,8 @@ import json
 import pytest
 import yaml
 
-from training.config import CONFIG_DIR, ConfigError, load_config, parse_config
+from hat_ebm_tf.sampler import LangevinConfig
+from training.config import CONFIG_DIR, ConfigError, evaluation_sampler, load_config, parse_config
 
 
 def test_digits_config_loads_by_name():
@@ -50,6 +51,18 @@ def test_evaluation_sampler_overrides_the_training_sampler():
     values["evaluation"] = {"sampler": {"num_steps": 25, "init_scale_residual": 0.01}}
     config = parse_config(values)
     assert config.evaluation.sampler.num_steps == 25 and config.evaluation.sampler.step_size == config.sampler.step_size
+
+
+def test_a_runs_evaluation_sampler_applies_its_overrides_to_the_models_sampler(tmp_path):
+    trained = LangevinConfig(num_steps=4, step_size=0.01, max_residual_norm=1.0)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"evaluation": {"sampler": {"num_steps": 9, "max_residual_norm": None}}}))
+    assert evaluation_sampler(path, trained) == LangevinConfig(num_steps=9, step_size=0.01, max_residual_norm=None)
+    path.write_text(yaml.safe_dump({"evaluation": {"num_samples": 5}}))
+    assert evaluation_sampler(path, trained) == trained
+    path.write_text(yaml.safe_dump({"evaluation": {"sampler": {"num_step": 9}}}))
+    with pytest.raises(ConfigError, match=r"config.yaml: evaluation.sampler: unknown keys \['num_step'\]"):
+        evaluation_sampler(path, trained)
 
 
 def test_json_configs_and_file_errors(tmp_path):

@@ -6,6 +6,7 @@ not installed: its runtime path (C++ ``Session::Run`` on the MetaGraph) is
 exercised through ``tf.compat.v1.Session``.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -16,17 +17,27 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from export.savedmodel import BATCHING_PARAMETERS, MODELS_CONFIG, PAUSE_ENV, WARMUP_FILE, export_model
+from export.savedmodel import (
+    BATCHING_PARAMETERS,
+    MODELS_CONFIG,
+    PAUSE_ENV,
+    SAMPLER_CONFIG_FILE,
+    WARMUP_FILE,
+    export_model,
+)
 from export.scoring import load_scorer, ood_metrics
 from hat_ebm_tf.data import model_range_to_uint8
+from hat_ebm_tf.sampler import LangevinConfig
 from tests.conftest import tiny_model
 from tests.test_cli import HAT_EBM, hat_ebm
 
@@ -42,6 +53,7 @@ EXPECTED_SIGNATURES = {
     "sample": ({"seeds": ("DT_INT64", "(-1)")}, {"images": IMAGES}),
     "refine": ({"latents": ("DT_FLOAT", "(-1, 4)"), "seeds": ("DT_INT64", "(-1)")}, {"images": IMAGES}),
     "generate": ({"latents": ("DT_FLOAT", "(-1, 4)")}, {"images": IMAGES}),
+    "sampler_config": ({"seeds": ("DT_INT64", "(-1)")}, {"json": ("DT_STRING", "(-1)")}),
 }
 
 # Runs in a fresh interpreter: TensorFlow, NumPy and export.scoring only.
@@ -347,6 +359,7 @@ def test_predict_requests_and_warmup_records_are_accepted(exported):
         _request("sample", seeds=seeds),
         _request("refine", latents=latents, seeds=seeds),
         _request("generate", latents=latents),
+        _request("sampler_config", seeds=seeds),
     ]
     assert {r.model_spec.signature_name for r in requests} == set(exported.loaded.signatures)
     for request in requests:
@@ -440,3 +453,74 @@ def test_ood_command_reports_the_metrics_of_the_savedmodel_score(exported, tmp_p
     for key in ("auroc", "aupr", "fpr_at_95_tpr"):
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
     assert report["out"][1]["auroc"] == pytest.approx(0.5)  # the in-distribution set against itself
+
+
+# ------------------------------------------------- the run's sampler, served
+NUM_SERVED = 6
+# Sampler flags given to `hat-ebm export`, and the settings they override.
+EXPORT_FLAGS = ("--steps", "1", "--temperature", "0.5", "--max-residual-norm", "none", "--no-noise")
+FLAG_SETTINGS = {"num_steps": 1, "temperature": 0.5, "max_residual_norm": None, "noise": False}
+
+
+@pytest.fixture(scope="module")
+def served_run(tiny_run):
+    """The tiny trained run exported as it is and with sampler flags, and drawn from by `hat-ebm sample`."""
+    root, _ = tiny_run
+    commands = {
+        "default": ("export", "run", "--base-path", "served", "--name", "run"),
+        "flags": ("export", "run", "--base-path", "served_flags", "--name", "run", *EXPORT_FLAGS),
+        "sample": ("sample", "run", "--num", NUM_SERVED, "--seed", 0, "--out", "served_samples.npz"),
+    }
+    processes = {key: _start(HAT_EBM, *command, cwd=root) for key, command in commands.items()}
+    stdout = {key: _finish(process) for key, process in processes.items()}
+    evaluation = LangevinConfig.from_dict(
+        yaml.safe_load((root / "run" / "config.yaml").read_text())["evaluation"]["sampler"]
+    )
+    model = keras.saving.load_model(root / "run" / "model.keras")
+    assert evaluation != model.sampler_config  # so that the tests can tell which sampler was baked in
+    versions = {"default": root / "served" / "run" / "1", "flags": root / "served_flags" / "run" / "1"}
+    return SimpleNamespace(
+        root=root,
+        model=model,
+        stdout=stdout,
+        versions=versions,
+        loaded={key: tf.saved_model.load(str(path)) for key, path in versions.items()},
+        baked={"default": evaluation, "flags": dataclasses.replace(evaluation, **FLAG_SETTINGS)},
+    )
+
+
+def test_served_samples_are_hat_ebm_sample_of_the_run(served_run):
+    seeds = np.arange(NUM_SERVED, dtype=np.int64)  # row seeds (0, i), as `hat-ebm sample --seed 0`
+    served = _call(served_run.loaded["default"], "sample", seeds=seeds)["images"]
+    pixels = np.load(served_run.root / "served_samples.npz")["images"]
+    np.testing.assert_array_equal(model_range_to_uint8(served), pixels)
+    assert len(np.unique(pixels)) > 50  # not a saturated grid, where any images would agree
+    # The float images `hat-ebm sample` converted: the run's evaluation sampler, not the training sampler.
+    model = served_run.model
+    np.testing.assert_allclose(served, model.sample(NUM_SERVED, seed=0, config=served_run.baked["default"]), atol=1e-6)
+    assert np.abs(served - model.sample(NUM_SERVED, seed=0)).max() > 1e-2
+
+
+def test_sampler_flags_override_the_baked_sampler(served_run):
+    seeds = np.arange(NUM_SERVED, dtype=np.int64)
+    served = _call(served_run.loaded["flags"], "sample", seeds=seeds)["images"]
+    expected = served_run.model.sample(NUM_SERVED, seed=0, config=served_run.baked["flags"])
+    np.testing.assert_allclose(served, expected, atol=1e-6)
+    assert np.abs(served - _call(served_run.loaded["default"], "sample", seeds=seeds)["images"]).max() > 1e-2
+
+
+@pytest.mark.parametrize("export", ["default", "flags"])
+def test_the_baked_sampler_reads_back_from_the_savedmodel_and_is_printed(served_run, export):
+    baked = served_run.baked[export]
+    rows = _call(served_run.loaded[export], "sampler_config", seeds=np.array([3, 1, 4], np.int64))["json"]
+    assert [LangevinConfig.from_dict(json.loads(row)) for row in rows] == [baked] * 3
+    asset = (served_run.versions[export] / SAMPLER_CONFIG_FILE).read_text()
+    assert LangevinConfig.from_dict(json.loads(asset)) == baked
+    printed = served_run.stdout[export].split("sampler baked into sample and refine")[1]
+    for key, value in baked.to_dict().items():
+        assert f"{key}={value}" in printed, key
+
+
+def test_a_keras_file_exports_its_own_sampler(exported):
+    [row] = _call(exported.loaded, "sampler_config", seeds=np.zeros(1, np.int64))["json"]
+    assert LangevinConfig.from_dict(json.loads(row)) == exported.model.sampler_config

@@ -84,7 +84,7 @@ def test_missing_inception_and_bad_input_stop_with_named_errors(workdir, tmp_pat
         main(["fid", "--model", str(workdir / "tiny.keras"), "--ref-stats", str(tmp_path / "absent.npz")])
     (tmp_path / "exported").mkdir()
     (tmp_path / "exported" / "saved_model.pb").write_bytes(b"")
-    with pytest.raises(SystemExit, match="is a SavedModel: its `sample` signature has the training sampler settings"):
+    with pytest.raises(SystemExit, match="is a SavedModel: its `sample` signature has one sampler's settings baked in"):
         main(["fid", "--model", str(tmp_path / "exported"), "--data", "digits"])
     with pytest.raises(SystemExit, match=r"--record r/x\.json: no directory 'r'"):
         main(["fid", "--model", "tiny.keras", "--data", "digits", "--record", "r/x.json"])

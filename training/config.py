@@ -289,11 +289,7 @@ def parse_config(values, where="config"):
     sections = {key: _from_dict(cls, values.get(key, {}), f"{where}: {key}") for key, cls in _SECTIONS.items()}
     evaluation = dict(values.get("evaluation", {}))
     if evaluation.get("sampler") is not None:
-        overrides = evaluation["sampler"]
-        _require(isinstance(overrides, dict), f"{where}: evaluation.sampler must be a mapping of sampler overrides")
-        evaluation["sampler"] = _from_dict(
-            LangevinConfig, {**sections["sampler"].to_dict(), **overrides}, f"{where}: evaluation.sampler"
-        )
+        evaluation["sampler"] = merged_sampler(sections["sampler"], evaluation["sampler"], where)
     seed = values.get("seed", 0)
     _require(isinstance(seed, int), f"{where}: seed={seed!r} must be an integer")
     return ExperimentConfig(
@@ -317,9 +313,48 @@ def load_config(path):
     if not path.is_file():
         shipped = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
         raise ConfigError(f"config file {os.fspath(path)!r} not found; shipped configs are {shipped}")
+    return parse_config(_read(path), where=os.fspath(path))
+
+
+def _read(path):
+    """The data of a YAML or JSON file (a ConfigError if it does not parse)."""
     text = path.read_text()
     try:
-        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as err:
         raise ConfigError(f"config file {os.fspath(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from err
-    return parse_config(values, where=os.fspath(path))
+
+
+def merged_sampler(sampler, overrides, where):
+    """``sampler`` with a config's ``evaluation.sampler`` overrides applied.
+
+    Args:
+        sampler: ``LangevinConfig``.
+        overrides: mapping of ``LangevinConfig`` fields; unknown keys are refused.
+        where: the config file, for messages.
+    """
+    _require(isinstance(overrides, dict), f"{where}: evaluation.sampler must be a mapping of sampler overrides")
+    return _from_dict(LangevinConfig, {**sampler.to_dict(), **overrides}, f"{where}: evaluation.sampler")
+
+
+def evaluation_sampler(path, sampler):
+    """The sampler of a run's evaluation: ``sampler`` with the run's ``evaluation.sampler`` applied.
+
+    Args:
+        path: a run directory's ``config.yaml``.
+        sampler: the trained model's ``LangevinConfig`` (the model's own
+            settings, rather than the file's ``sampler`` section, are what
+            the overrides apply to).
+
+    Returns:
+        ``LangevinConfig``: ``sampler`` itself when the file has no
+        ``evaluation.sampler``.
+    """
+    path = Path(path)
+    where = os.fspath(path)
+    values = _read(path)
+    _require(isinstance(values, dict), f"{where}: expected a mapping at the top level, got {type(values).__name__}")
+    evaluation = values.get("evaluation") or {}
+    _require(isinstance(evaluation, dict), f"{where}: evaluation must be a mapping")
+    overrides = evaluation.get("sampler")
+    return sampler if overrides is None else merged_sampler(sampler, overrides, where)

@@ -1,6 +1,6 @@
 """``hat-ebm export``: write a trained model as a versioned SavedModel for TF Serving."""
 
-from training.commands.common import load_trained_model, positive_int
+from training.commands.common import add_sampler_flags, load_model_and_sampler, positive_int
 
 
 def register(subparsers):
@@ -8,9 +8,11 @@ def register(subparsers):
         "export",
         help="export a trained model as a SavedModel for TF Serving",
         description=(
-            "Write BASE_PATH/NAME/VERSION/ (a SavedModel with the energy, ood_score, sample, generate "
-            "(and refine) signatures and TF Serving warm-up requests), and add NAME to BASE_PATH/models.config. "
-            "An existing version is never overwritten."
+            "Write BASE_PATH/NAME/VERSION/ (a SavedModel with the energy, ood_score, sample, generate, "
+            "sampler_config (and refine) signatures and TF Serving warm-up requests), and add NAME to "
+            "BASE_PATH/models.config. An existing version is never overwritten. sample and refine run the run's "
+            "evaluation sampler, with the sampler flags below applied; sampler_config and "
+            "assets.extra/sampler_config.json give its settings back."
         ),
     )
     parser.add_argument("model", metavar="RUN_OR_CHECKPOINT", help="run directory or .keras file")
@@ -22,14 +24,19 @@ def register(subparsers):
         help="where TF Serving sees --base-path, for models.config (e.g. /models in the tensorflow/serving "
         "Docker image; default: --base-path made absolute)",
     )
+    add_sampler_flags(parser, "the run's evaluation sampler; a .keras file's own")
     parser.set_defaults(func=run)
 
 
 def run(args):
-    from export.savedmodel import check_model_name, export_model, serving_functions
+    from export.savedmodel import SAMPLER_CONFIG_FILE, check_model_name, export_model, serving_functions
 
     check_model_name(args.name)
-    model = load_trained_model(args.model)
-    path = export_model(model, args.base_path, args.name, version=args.version, serving_root=args.serving_root)
+    model, sampler = load_model_and_sampler(args.model, args)
+    path = export_model(
+        model, args.base_path, args.name, version=args.version, serving_root=args.serving_root, sampler=sampler
+    )
     print(f"wrote version {path.name} of {args.name!r} to {path}")
-    print(f"signatures: {', '.join([*serving_functions(model), 'serving_default (= ood_score)'])}")
+    print(f"signatures: {', '.join([*serving_functions(model, sampler), 'serving_default (= ood_score)'])}")
+    settings = " ".join(f"{key}={value}" for key, value in sampler.to_dict().items())
+    print(f"sampler baked into sample and refine (see {SAMPLER_CONFIG_FILE}): {settings}")

@@ -8,7 +8,6 @@ a time, so memory does not grow with ``--num``. A JSON record keeps what is
 needed to reproduce the number.
 """
 
-import argparse
 import dataclasses
 import json
 import os
@@ -19,25 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.commands.common import MODEL_FILE, load_trained_model, positive_int
-
-
-def float_or_none(text):
-    """argparse type: a float, or ``none`` for no value."""
-    return None if text.lower() == "none" else float(text)
-
-
-# Sampler flags: flag → (LangevinConfig field, type, help).
-SAMPLER_FLAGS = {
-    "--steps": ("num_steps", int, "Langevin steps"),
-    "--step-size": ("step_size", float, "residual step size ε"),
-    "--latent-step-size": ("latent_step_size", float, "latent step size ε_z (refine/retrofit)"),
-    "--temperature": ("temperature", float, "temperature T"),
-    "--tau": ("tau", float, "Gaussian residual prior strength τ"),
-    "--init-scale-latent": ("init_scale_latent", float, "initial z ~ scale·N(0, I)"),
-    "--init-scale-residual": ("init_scale_residual", float, "initial y ~ scale·N(0, I)"),
-    "--max-residual-norm": ("max_residual_norm", float_or_none, "bound on each residual drift step, or 'none'"),
-}
+from training.commands.common import MODEL_FILE, add_sampler_flags, load_model_and_sampler, positive_int
 
 
 def register(subparsers):
@@ -62,11 +43,7 @@ def register(subparsers):
     parser.add_argument("--num", type=positive_int, default=50000, help="number of samples (default 50000)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed; chain i uses (seed, i) as `sample` does")
     parser.add_argument("--batch-size", type=positive_int, default=250, help="chains (and data images) per batch")
-    # Flags left out are absent from args (SUPPRESS), so `--max-residual-norm none` can set None.
-    sampler = parser.add_argument_group("sampler settings (default: the model's training sampler)")
-    for flag, (field, kind, text) in SAMPLER_FLAGS.items():
-        metavar = "N" if kind is int else "X"
-        sampler.add_argument(flag, dest=field, type=kind, default=argparse.SUPPRESS, metavar=metavar, help=text)
+    add_sampler_flags(parser, "the run's evaluation sampler; a .keras file's own")
     parser.add_argument(
         "--features",
         default="inception",
@@ -88,12 +65,6 @@ def register(subparsers):
         help="JSON record (default: next to --dump-samples as NAME.fid.json, else fid.json next to the model)",
     )
     parser.set_defaults(func=run)
-
-
-def sampler_config(model, args):
-    """The model's sampler with the flags given applied (``LangevinConfig`` validates them)."""
-    overrides = {field: getattr(args, field) for field, _, _ in SAMPLER_FLAGS.values() if hasattr(args, field)}
-    return dataclasses.replace(model.sampler_config, **overrides)
 
 
 def model_file(path):
@@ -263,8 +234,8 @@ def run(args):
         raise ValueError("give --data, or --ref-stats naming an existing statistics file")
     if (Path(args.model) / "saved_model.pb").is_file():
         raise ValueError(
-            f"--model {args.model} is a SavedModel: its `sample` signature has the training sampler settings baked "
-            "in, so FID with stated settings needs the run directory or .keras file it was exported from"
+            f"--model {args.model} is a SavedModel: its `sample` signature has one sampler's settings baked in, so "
+            "FID with stated settings needs the run directory or .keras file it was exported from"
         )
     for flag in ("ref_stats", "dump_samples", "record"):
         path = getattr(args, flag)
@@ -282,8 +253,7 @@ def run(args):
         extractor = load_feature_extractor(args.features, args.feature_batch_size)
     except InceptionNotFoundError as err:
         raise SystemExit(f"hat-ebm fid: error: {err}") from err
-    model = load_trained_model(args.model)
-    config = sampler_config(model, args)
+    model, config = load_model_and_sampler(args.model, args)
     reference, reference_info = reference_statistics(args, model.image_shape, extractor)
 
     dump = SampleDump(args.dump_samples, args.num, model.image_shape) if args.dump_samples else None

@@ -8,18 +8,12 @@ the hat network and the SN-GAN generator or retrofit decoder) become a
 import json
 from pathlib import Path
 
-from training.commands.common import MODEL_FILE, positive_int
+from training.commands.common import MODEL_FILE, SAMPLER_FLAGS, add_sampler_flags, apply_sampler_flags, positive_int
 
-# Default sampler: the reference's CIFAR-10 synthesis evaluation (REFERENCE.md).
-DEFAULTS = {
-    "steps": 125,
-    "step_size": 5e-4,
-    "latent_step_size": 5e-3,
-    "temperature": 1e-8,
-    "tau": 0.0,
-    "init_scale_latent": 1.0,
-    "init_scale_residual": 0.01,
-}
+# The default sampler: the reference's CIFAR-10 synthesis evaluation (REFERENCE.md),
+# plus, in the joint modes, latent steps of LangevinConfig.for_form. Settings left
+# out keep LangevinConfig's defaults (no clipping, noise on, τ = 0, init_scale_latent 1).
+REFERENCE_EVALUATION = {"num_steps": 125, "step_size": 5e-4, "temperature": 1e-8, "init_scale_residual": 0.01}
 
 
 def register(subparsers):
@@ -37,15 +31,12 @@ def register(subparsers):
     parser.add_argument("--latent-hw", type=positive_int, default=16, help="retrofit latent grid size (default 16)")
     parser.add_argument("--run-dir", required=True, help="output run directory")
     parser.add_argument("--bank-size", type=positive_int, default=10000, help="persistent bank size (synthesis)")
-    parser.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="Langevin steps (mcmc_steps)")
-    parser.add_argument("--step-size", type=float, default=DEFAULTS["step_size"], help="residual step ε (epsilon)")
-    parser.add_argument("--latent-step-size", type=float, default=DEFAULTS["latent_step_size"], help="ε_z (joint)")
-    parser.add_argument("--temperature", type=float, default=DEFAULTS["temperature"], help="T (mcmc_temp)")
-    parser.add_argument("--max-residual-norm", type=float, help="per-sample residual step bound (default: none)")
-    parser.add_argument("--tau", type=float, default=DEFAULTS["tau"], help="Gaussian residual prior (tau_res)")
-    parser.add_argument("--init-scale-latent", type=float, default=DEFAULTS["init_scale_latent"])
-    parser.add_argument("--init-scale-residual", type=float, default=DEFAULTS["init_scale_residual"])
-    parser.add_argument("--no-noise", action="store_true", help="turn the Langevin noise off")
+    defaults = " ".join(f"{SAMPLER_FLAGS[field][0]} {value:g}" for field, value in REFERENCE_EVALUATION.items())
+    add_sampler_flags(
+        parser,
+        f"the reference's CIFAR-10 evaluation sampler, {defaults}, no clipping, noise on, "
+        "and in refine/retrofit the joint form's default latent step",
+    )
     parser.set_defaults(func=run)
 
 
@@ -57,6 +48,7 @@ def run(args):
     joint = args.mode != "synthesis"
     if (args.mode == "retrofit") != (args.decoder is not None):
         raise ValueError(f"--mode {args.mode} needs --{'decoder' if args.mode == 'retrofit' else 'generator'}")
+    sampler = apply_sampler_flags(LangevinConfig.for_form(joint, **REFERENCE_EVALUATION), args)
     out_factor = args.out_factor if args.out_factor is not None else (1.0 if args.mode == "refine" else 2.0)
     hat = hat_from_reference(args.hat)
     if args.decoder:
@@ -68,18 +60,6 @@ def run(args):
             raise ValueError(
                 f"--image-size {args.image_size}: the {name} checkpoint is for {net.image_size}×{net.image_size}"
             )
-    sampler = LangevinConfig(
-        num_steps=args.steps,
-        step_size=args.step_size,
-        latent_step_size=args.latent_step_size if joint else 0.0,
-        temperature=args.temperature,
-        update_latents=joint,
-        noise=not args.no_noise,
-        max_residual_norm=args.max_residual_norm,
-        tau=args.tau,
-        init_scale_latent=args.init_scale_latent,
-        init_scale_residual=args.init_scale_residual,
-    )
     model = HatEBM(hat, generator, mode=args.mode, sampler=sampler, bank_size=args.bank_size)
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

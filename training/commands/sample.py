@@ -1,8 +1,6 @@
 """``hat-ebm sample``: draw samples from a trained model."""
 
-import dataclasses
-
-from training.commands.common import load_trained_model, positive_int
+from training.commands.common import add_sampler_flags, load_model_and_sampler, positive_int
 
 
 def register(subparsers):
@@ -11,9 +9,9 @@ def register(subparsers):
     parser.add_argument("--num", type=positive_int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=positive_int, default=250)
-    parser.add_argument("--steps", type=int, help="override the number of Langevin steps")
     parser.add_argument("--out", default="samples.npz", help="output .npz (array 'images', uint8 [N, H, W, C])")
     parser.add_argument("--png", help="also write a grid of the first 100 samples")
+    add_sampler_flags(parser, "the run's evaluation sampler; a .keras file's own")
     parser.set_defaults(func=run)
 
 
@@ -23,10 +21,7 @@ def run(args):
     from hat_ebm_tf.data import model_range_to_uint8
     from training.plots import save_image_grid
 
-    model = load_trained_model(args.model)
-    config = model.sampler_config
-    if args.steps is not None:
-        config = dataclasses.replace(config, num_steps=args.steps)
+    model, config = load_model_and_sampler(args.model, args)
     images = model_range_to_uint8(model.sample(args.num, seed=args.seed, batch_size=args.batch_size, config=config))
     np.savez_compressed(args.out, images=images)
     if args.png:
