@@ -50,8 +50,12 @@ round-off of the same arithmetic at another batch size may differ (about 1e-7).
 Every input is checked inside the graph, so that the checks also hold inside
 TF Serving: a wrong rank, size or channel count fails with an
 ``InvalidArgument`` error that names the signature, the expected and the
-received shape; float images outside [-1, 1] (or NaN) fail likewise; a wrong
-dtype is refused by the runtime at the signature's typed input.
+received shape; an empty batch (B = 0), and float images outside [-1, 1] (or
+NaN), fail likewise; a wrong dtype is refused by the runtime at the
+signature's typed input.
+
+A SavedModel is a program: loading one runs its graph, so load only models
+from a source you trust.
 """
 
 import json
@@ -59,7 +63,6 @@ import os
 import re
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -74,11 +77,8 @@ MODELS_CONFIG = "models.config"
 BATCHING_PARAMETERS = "batching_parameters.txt"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SAMPLER_CONFIG_FILE = os.path.join("assets.extra", "sampler_config.json")
-
-# Test-only hook: when set to a file path, the export creates that file once the
-# temporary directory is complete and then waits before renaming it, so a test
-# can kill the process at the worst moment (tests/test_export.py).
-PAUSE_ENV = "HAT_EBM_EXPORT_TEST_PAUSE"
+# TF Serving versions are int64.
+MAX_VERSION = 2**63 - 1
 
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _TEMP_PREFIX = ".incomplete-"
@@ -118,10 +118,16 @@ def _checked_shape(tensor, row_shape, where):
     shape = tf.shape(tensor, out_type=tf.int64)
     # Padding the received shape lets a tensor of lower rank compare unequal
     # instead of failing to slice.
-    dims = tf.concat([shape, tf.zeros([rank], tf.int64)], axis=0)[1:rank]
-    same = tf.reduce_all(tf.equal(dims, tf.constant(row_shape, tf.int64, shape=[rank - 1])))
+    padded = tf.concat([shape, tf.zeros([rank], tf.int64)], axis=0)
+    same = tf.reduce_all(tf.equal(padded[1:rank], tf.constant(row_shape, tf.int64, shape=[rank - 1])))
     message = f"{where} must be {tensor.dtype.name} {_shape_text(row_shape)}; received shape"
-    with tf.control_dependencies([tf.debugging.Assert(same, [message, shape], summarize=16)]):
+    # An empty batch is refused here, naming the signature, rather than deep in a network or the sampler.
+    empty = f"{where} must hold at least one row (B > 0); received shape"
+    checks = [
+        tf.debugging.Assert(same, [message, shape], summarize=16),
+        tf.debugging.Assert(padded[0] > 0, [empty, shape], summarize=16),
+    ]
+    with tf.control_dependencies(checks):
         # Grappler folds the rank from the signature's static shape, so a
         # tensor of higher rank whose leading dimensions match passes the check
         # above; EnsureShape checks the rank of the received tensor.
@@ -307,17 +313,29 @@ def _remove_stale_temporaries(model_dir):
             pass
 
 
-def _pause_for_tests():
-    marker = os.environ.get(PAUSE_ENV)
-    if marker:
-        Path(marker).write_text(str(os.getpid()))
-        time.sleep(600)
-
-
 def _write_text_atomically(path, text):
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text)
     os.replace(temporary, path)
+
+
+def read_models_config(path):
+    """The ``ModelServerConfig`` of a ``models.config`` file (empty when there is none).
+
+    Raises:
+        ValueError: the file is not a ModelServerConfig in text format, or
+            holds a ``custom_model_config`` (no ``model_config_list`` to add to).
+    """
+    path = Path(path)
+    config = model_server_config_pb2.ModelServerConfig()
+    if path.exists():
+        try:
+            text_format.Parse(path.read_text(), config)
+        except (text_format.ParseError, UnicodeDecodeError) as err:
+            raise ValueError(f"export_model: {path} is not a ModelServerConfig in text format: {err}") from err
+        if config.HasField("custom_model_config"):
+            raise ValueError(f"export_model: {path} holds a custom_model_config; cannot add a model_config_list entry")
+    return config
 
 
 def update_models_config(base_path, name, model_base_path):
@@ -326,14 +344,7 @@ def update_models_config(base_path, name, model_base_path):
     Other models' entries are kept. Returns the config file's path.
     """
     path = Path(base_path) / MODELS_CONFIG
-    config = model_server_config_pb2.ModelServerConfig()
-    if path.exists():
-        try:
-            text_format.Parse(path.read_text(), config)
-        except text_format.ParseError as err:
-            raise ValueError(f"export_model: {path} is not a ModelServerConfig in text format: {err}") from err
-        if config.HasField("custom_model_config"):
-            raise ValueError(f"export_model: {path} holds a custom_model_config; cannot add a model_config_list entry")
+    config = read_models_config(path)
     entries = config.model_config_list.config
     entry = next((e for e in entries if e.name == name), None) or entries.add()
     entry.name = name
@@ -367,11 +378,13 @@ def export_model(model, base_path, name, version=None, serving_root=None, sample
     check_model_name(name)
     base_path = Path(base_path)
     model_dir = base_path / name
-    model_dir.mkdir(parents=True, exist_ok=True)
     if version is None:
         version = max(existing_versions(model_dir), default=0) + 1
-    if not isinstance(version, int) or isinstance(version, bool) or version <= 0:
-        raise ValueError(f"export_model: version={version!r} must be a positive integer")
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 < version <= MAX_VERSION:
+        raise ValueError(f"export_model: version={version!r} must be an integer in [1, {MAX_VERSION}] (int64)")
+    # Checked before anything is written: a bad file fails the export before a version is published.
+    read_models_config(base_path / MODELS_CONFIG)
+    model_dir.mkdir(parents=True, exist_ok=True)
     final = model_dir / str(version)
     if final.exists():
         raise ValueError(
@@ -390,7 +403,6 @@ def export_model(model, base_path, name, version=None, serving_root=None, sample
             for log in warmup_requests(name, signatures):
                 writer.write(log.SerializeToString())
         (temporary / SAMPLER_CONFIG_FILE).write_text(sampler_json(sampler) + "\n")
-        _pause_for_tests()
         if final.exists():  # another export took this version meanwhile
             raise ValueError(f"export_model: version {version} of {name!r} appeared at {final} during the export")
         os.rename(temporary, final)

@@ -11,18 +11,20 @@ Every pipeline yields image tensors only, ``[B, H, W, C]`` float32 in
 
 import dataclasses
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from hat_ebm_tf.errors import DataError
+
 TFDS_BUILDERS = ("cifar10", "celeb_a", "imagenet2012", "svhn_cropped", "cifar100")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 KINDS = ("digits", "tfds", "folder", "array")
-
-
-class DataError(ValueError):
-    """A data source is missing, unprepared, empty or malformed; the message names it."""
+# scikit-learn's 1797 digits: a fixed train split (the first 1000) and the held-out rest.
+DIGITS_TRAIN_SIZE = 1000
+DIGITS_SPLITS = {"train": slice(0, DIGITS_TRAIN_SIZE), "held_out": slice(DIGITS_TRAIN_SIZE, None), "all": slice(None)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +36,9 @@ class DataSource:
             TensorFlow Datasets builder), ``folder`` (PNG/JPEG files, searched
             recursively) or ``array`` (``.npz``/``.npy``).
         name: TFDS builder name (``tfds``) or path (``folder``, ``array``).
-        split: TFDS split, e.g. ``train`` or ``test``.
+        split: TFDS split, e.g. ``train`` or ``test``; for ``digits``, one of
+            ``DIGITS_SPLITS``: ``train`` (the first 1000), ``held_out`` (the
+            other 797) or ``all``.
         data_dir: TFDS data directory (default: TFDS's own). Never downloaded.
         image_size: model height and width.
         channels: model channels (1 or 3).
@@ -65,6 +69,8 @@ class DataSource:
             raise DataError(f"channels={self.channels!r} must be 1 or 3")
         if self.kind == "digits" and self.channels != 1:
             raise DataError(f"channels={self.channels!r}: the digits are single-channel")
+        if self.kind == "digits" and self.split not in DIGITS_SPLITS:
+            raise DataError(f"digits split={self.split!r}: expected one of {list(DIGITS_SPLITS)}")
         if self.random_crop is not None:
             crop = tuple(float(v) for v in self.random_crop)
             if len(crop) != 4 or not (0 < crop[0] <= crop[1] <= 1 and 0 < crop[2] <= crop[3]):
@@ -78,11 +84,14 @@ class DataSource:
 def parse_source(spec, image_size, channels, data_dir=None, **options):
     """A ``DataSource`` from a string, as given on the command line.
 
-    ``digits``; ``tfds:NAME`` or ``tfds:NAME:SPLIT`` (e.g. ``tfds:cifar10:test``);
-    a directory (``folder``); a ``.npz``/``.npy`` file (``array``).
+    ``digits`` (the train split) or ``digits:SPLIT`` (``digits:held_out``,
+    ``digits:all``); ``tfds:NAME`` or ``tfds:NAME:SPLIT`` (e.g.
+    ``tfds:cifar10:test``); a directory (``folder``); a ``.npz``/``.npy`` file
+    (``array``).
     """
-    if spec == "digits":
-        return DataSource("digits", image_size=image_size, channels=channels, **options)
+    if spec == "digits" or spec.startswith("digits:"):
+        split = spec.partition(":")[2] or "train"
+        return DataSource("digits", split=split, image_size=image_size, channels=channels, **options)
     if spec.startswith("tfds:"):
         parts = spec.split(":")
         split = parts[2] if len(parts) > 2 else "train"
@@ -93,7 +102,7 @@ def parse_source(spec, image_size, channels, data_dir=None, **options):
     if path.is_dir():
         return DataSource("folder", spec, image_size=image_size, channels=channels, **options)
     raise DataError(
-        f"data source {spec!r}: not 'digits', 'tfds:NAME[:SPLIT]', a .npz/.npy file or an existing directory"
+        f"data source {spec!r}: not 'digits[:SPLIT]', 'tfds:NAME[:SPLIT]', a .npz/.npy file or an existing directory"
     )
 
 
@@ -158,29 +167,35 @@ def _to_model(image, source, seed=None):
 
 
 # ----------------------------------------------------------------- sources
-def load_digits(image_size=16, return_labels=False):
+def load_digits(image_size=16, return_labels=False, split="train"):
     """scikit-learn's bundled 8×8 digits (UCI optdigits test set), offline.
 
-    The 4-bit grey levels (0..16) are mapped to [-1, 1] and resized with a
-    bilinear filter to ``image_size``.
+    The 4-bit grey levels (0..16) are mapped to [-1, 1] and resized with an
+    antialiased bilinear filter to ``image_size``. The split is fixed: the
+    first 1000 digits train (models and the quality classifier), the other
+    797 are held out for evaluation.
 
     Args:
         image_size: output height and width (≥ 8).
         return_labels: also return the ``[N]`` int labels 0..9.
+        split: ``train`` (N = 1000), ``held_out`` (N = 797) or ``all`` (N = 1797).
 
     Returns:
-        ``[1797, image_size, image_size, 1]`` float32 in [-1, 1] (and labels).
+        ``[N, image_size, image_size, 1]`` float32 in [-1, 1] (and labels).
     """
     from sklearn.datasets import load_digits as sklearn_digits
 
     if not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"load_digits: image_size={image_size!r} must be an integer >= 8")
+    if split not in DIGITS_SPLITS:
+        raise ValueError(f"load_digits: split={split!r}: expected one of {list(DIGITS_SPLITS)}")
     bunch = sklearn_digits()
-    images = bunch.images.astype(np.float32)[..., None] / 8.0 - 1.0
+    rows = DIGITS_SPLITS[split]
+    images = bunch.images[rows].astype(np.float32)[..., None] / 8.0 - 1.0
     if image_size != 8:
         images = tf.image.resize(images, (image_size, image_size), method="bilinear", antialias=True)
         images = np.clip(images.numpy(), -1.0, 1.0)
-    return (images, bunch.target.astype(np.int64)) if return_labels else images
+    return (images, bunch.target[rows].astype(np.int64)) if return_labels else images
 
 
 def _tfds_images(source):
@@ -242,18 +257,36 @@ def _decode(encoded):
     return tf.ensure_shape(tf.io.decode_image(encoded, channels=3, expand_animations=False), [None, None, 3])
 
 
-def load_array(path):
-    """uint8 ``[N, H, W, C]`` images from a ``.npy`` file or a ``.npz`` file (array ``images``)."""
+def read_array_file(path):
+    """The array of a ``.npy`` file, or the array ``images`` of a ``.npz`` file; pickles are refused.
+
+    Raises:
+        DataError: a missing or unreadable file, or a ``.npz`` without ``images``.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"array file {os.fspath(path)!r} does not exist")
+    with path.open("rb") as file:
+        magic = file.read(6)
+    if not magic.startswith((b"\x93NUMPY", b"PK")):  # NumPy's own, and zip's, file signatures
+        raise DataError(f"array file {os.fspath(path)!r} is neither a .npy nor a .npz file")
     try:
-        with np.load(path) as loaded:
-            images = loaded["images"] if "images" in loaded.files else loaded[loaded.files[0]]
-    except (AttributeError, TypeError):  # a .npy file: np.load returned the array itself
-        images = np.load(path)
-    except (ValueError, OSError, KeyError, IndexError) as err:
-        raise DataError(f"cannot read array file {os.fspath(path)!r}: {err}") from err
+        loaded = np.load(path)  # allow_pickle=False: a file of objects fails here
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            return loaded
+        with loaded:
+            if "images" not in loaded.files:
+                raise DataError(f"array file {os.fspath(path)!r} has no array 'images' (arrays: {loaded.files})")
+            return loaded["images"]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"cannot read array file {os.fspath(path)!r} as .npy or .npz: {err}") from err
+
+
+def load_array(path):
+    """uint8 ``[N, H, W, C]`` images from a ``.npy`` file or a ``.npz`` file (array ``images``)."""
+    images = read_array_file(path)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise DataError(
             f"array file {os.fspath(path)!r}: expected uint8 images [N, H, W, 1 or 3], "
@@ -273,8 +306,16 @@ def _raw_elements(source):
     if source.kind == "folder":
         files = np.array([os.fspath(f) for f in scan_folder(source.name)])
         return files, lambda path: _decode(tf.io.read_file(path))
-    images = load_array(source.name) if source.kind == "array" else model_range_to_uint8(load_digits(8))
-    return images, tf.identity
+    if source.kind == "array":
+        return load_array(source.name), tf.identity
+    return model_range_to_uint8(load_digits(8, split=source.split)), tf.identity
+
+
+def _describe(source):
+    """A data source as named in configs: ``digits``, ``tfds:NAME:SPLIT`` or its path."""
+    if source.kind in ("digits", "tfds"):
+        return repr(":".join(p for p in (source.kind, source.name, source.split) if p))
+    return repr(source.name)
 
 
 def _permuted_epochs(elements, seed):
@@ -314,16 +355,29 @@ def image_dataset(source, batch_size, training=True, seed=0, input_context=None,
         input_context: ``tf.distribute.InputContext``: shard the input by
             pipeline id, so workers read disjoint images.
         start_step: batches of this pipeline already consumed (resume).
+
+    Raises:
+        DataError: a training source (or shard) with fewer images than a
+            batch, or none (an endless stream of empty epochs would never
+            yield).
     """
     elements, decode = _raw_elements(source)
     sharded = input_context is not None and input_context.num_input_pipelines > 1
     if isinstance(elements, tf.data.Dataset):
         ds = elements.shard(input_context.num_input_pipelines, input_context.input_pipeline_id) if sharded else elements
-        if training:  # streamed: a seeded shuffle buffer
-            ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
+        count = int(ds.cardinality())  # TFDS knows its split sizes; negative when unknown
     else:
         if sharded:
             elements = elements[input_context.input_pipeline_id :: input_context.num_input_pipelines]
+        count = len(elements)
+    if training and 0 <= count < batch_size:
+        # As array_dataset: a batch of repeated images would train on copies.
+        shard = " in this input pipeline's shard" if sharded else ""
+        raise DataError(f"data source {_describe(source)} holds {count} images{shard}; a batch needs {batch_size}")
+    if isinstance(elements, tf.data.Dataset):
+        if training:  # streamed: a seeded shuffle buffer
+            ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
+    else:
         ds = _permuted_epochs(elements, seed) if training else tf.data.Dataset.from_tensor_slices(elements)
     if training:
         consumed = int(start_step) * int(batch_size)

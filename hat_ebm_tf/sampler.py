@@ -19,6 +19,7 @@ row's chain depends on its own seed only, whatever the batch it is drawn in.
 """
 
 import dataclasses
+import math
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -63,16 +64,19 @@ class LangevinConfig:
     def __post_init__(self):
         if not isinstance(self.num_steps, int) or self.num_steps < 0:
             raise ValueError(f"LangevinConfig: num_steps={self.num_steps!r} must be an integer >= 0")
+        # Bounds written `not a < x < inf` also refuse NaN (an infinite temperature would zero every gradient).
         for name in ("step_size", "temperature"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"LangevinConfig: {name}={getattr(self, name)!r} must be > 0")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"LangevinConfig: {name}={getattr(self, name)!r} must be > 0 and finite")
         for name in ("latent_step_size", "tau", "init_scale_latent", "init_scale_residual"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"LangevinConfig: {name}={getattr(self, name)!r} must be >= 0")
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"LangevinConfig: {name}={getattr(self, name)!r} must be >= 0 and finite")
         if self.update_latents and not self.latent_step_size > 0:
             raise ValueError("LangevinConfig: update_latents=True needs latent_step_size > 0")
-        if self.max_residual_norm is not None and not self.max_residual_norm > 0:
-            raise ValueError(f"LangevinConfig: max_residual_norm={self.max_residual_norm!r} must be > 0 or None")
+        if self.max_residual_norm is not None and not 0 < self.max_residual_norm < math.inf:
+            raise ValueError(
+                f"LangevinConfig: max_residual_norm={self.max_residual_norm!r} must be > 0 and finite, or None"
+            )
 
     @classmethod
     def from_dict(cls, values):

@@ -59,8 +59,30 @@ def rng():
     return np.random.default_rng(0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def quality_cache(tmp_path_factory):
+    """The session's digits classifier cache (``HAT_EBM_CACHE``): tests and their commands never write ~/.cache."""
+    from hat_ebm_tf.evaluation.digits_quality import CACHE_ENV
+
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("hat_ebm_cache"))
+    yield os.environ[CACHE_ENV]
+    if previous is None:
+        del os.environ[CACHE_ENV]
+    else:
+        os.environ[CACHE_ENV] = previous
+
+
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
+def quality_classifier(quality_cache):
+    """The digits quality classifier, trained once per session into its cache (commands run by tests read it)."""
+    from hat_ebm_tf.evaluation.digits_quality import digits_classifier
+
+    return digits_classifier()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, quality_classifier):
     """``(root, result)``: ``hat-ebm train`` of a tiny digits config into ``root/run``, in a subprocess.
 
     The run evaluates with another sampler than it trains with (3 steps with

@@ -28,7 +28,7 @@ def hat_ebm(*args, cwd):
 
 
 def test_train_writes_the_run_directory(tiny_run):
-    root, _ = tiny_run
+    root, result = tiny_run
     run = root / "run"
     for name in (
         "config.yaml",
@@ -44,15 +44,22 @@ def test_train_writes_the_run_directory(tiny_run):
     assert images.dtype == np.uint8 and images.shape == (12, 16, 16, 1)
     history = json.loads((run / "history.json").read_text())
     assert history["step"] == [2, 4] and len(history["energy_diff"]) == 2
-    assert json.loads((run / "quality.json").read_text())["real_held_out"]["classes_present"] == 10
+    quality = json.loads((run / "quality.json").read_text())
+    assert [quality[row]["num_images"] for row in ("samples", "floor", "baseline", "generator")] == [12] * 4
+    assert quality["measure"]["classifier_held_out_accuracy"] >= 0.97
+    table = result.stdout[result.stdout.index("digits quality at 16×16") :].splitlines()  # printed at the end
+    assert {"samples", "floor", "baseline", "generator"} <= {line.split()[0] for line in table[2:]}
 
 
 def test_sample_loads_the_run_again(tiny_run):
     root, _ = tiny_run
-    result = hat_ebm("sample", "run", "--num", "7", "--seed", "3", "--out", "s.npz", "--png", "s.png", cwd=root)
+    args = ("--num", "7", "--seed", "3", "--out", "s.npz", "--png", "s.png", "--quality")
+    result = hat_ebm("sample", "run", *args, cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     images = np.load(root / "s.npz")["images"]
     assert images.shape == (7, 16, 16, 1) and (root / "s.png").is_file()
+    table = result.stdout[result.stdout.index("digits quality at 16×16") :].splitlines()
+    assert [line.split()[:2] for line in table[2:5]] == [["samples", "7"], ["floor", "7"], ["baseline", "7"]]
 
 
 def test_bad_config_and_missing_model_are_named(tmp_path):

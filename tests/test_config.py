@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -77,3 +78,86 @@ def test_json_configs_and_file_errors(tmp_path):
     (tmp_path / "code.yaml").write_text("!!python/object/apply:os.system ['true']")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(tmp_path / "code.yaml")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "match"),
+    [
+        ("training", "steps", True, r"steps=True must be an integer"),  # YAML `true` is no integer
+        ("training", "steps", 2**70, "beyond the int64 range"),
+        ("training", "gen_loss_factor", -1.0, r"gen_loss_factor=-1.0 must be finite and >= 0"),
+        ("training", "max_energy_gap", -1, r"max_energy_gap=-1 must be finite and > 0, or null"),
+        ("training", "max_energy_gap", 0, r"max_energy_gap=0 must be finite and > 0"),
+        ("training", "data_epsilon", float("nan"), r"data_epsilon=nan must be finite"),
+        ("training", "hat_learning_rate", float("inf"), r"hat_learning_rate=inf must be finite"),
+        ("training", "hat_learning_rate", [[True, 0]], "must hold numbers, not true/false"),
+        ("sampler", "temperature", float("inf"), r"temperature=inf must be finite"),
+        ("sampler", "num_steps", True, r"num_steps=True must be an integer"),
+        ("sampler", "noise", "yes", r"noise='yes' must be true or false"),
+        ("networks", "out_factor", "abc", r"out_factor='abc' must be a number"),
+        ("data", "source", 123, r"source=123 must be a string"),
+        ("data", "image_size", 17, r"data.image_size=17: the networks support \[16, 32, 64, 128\]"),
+    ],
+)
+def test_bad_values_are_refused_at_load(section, key, value, match):
+    values = _digits()
+    values[section][key] = value
+    with pytest.raises(ConfigError, match=match):
+        parse_config(values)
+
+
+@pytest.mark.parametrize("seed", [True, -1, 2**32, 10**20, 1.5])
+def test_seeds_are_integers_numpy_can_take(seed):
+    values = _digits()
+    values["seed"] = seed
+    with pytest.raises(ConfigError, match=r"seed=.* must be an integer in \[0, 4294967295\]"):
+        parse_config(values)
+
+
+def test_sizes_beyond_the_limits_are_refused_until_the_limits_are_raised():
+    from hat_ebm_tf.errors import LimitError
+
+    values = _digits()
+    values["training"]["bank_size"] = 10**12
+    with pytest.raises(LimitError, match=r"persistent banks \(training.bank_size=1000000000000\): 1.15e\+06 GB"):
+        parse_config(values)
+    values = _digits()
+    values["networks"]["hat_width"] = 4_000_000
+    with pytest.raises(LimitError, match=r"networks.hat_width=4000000 exceeds limits.width=4096"):
+        parse_config(values)
+    values["limits"] = {"width": 4_000_000, "memory_gb": 1e9}
+    assert parse_config(values).networks.hat_width == 4_000_000
+
+
+def test_yaml_aliases_and_huge_files_are_refused_at_once(tmp_path):
+    # 9 levels of 9 aliases: 9**9 strings once expanded, from about 800 bytes.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    (tmp_path / "bomb.yaml").write_text("\n".join([*lines, "data: {source: *a8}"]) + "\n")
+    with pytest.raises(ConfigError, match=r"line 2: YAML aliases \(\*name\) are not allowed"):
+        load_config(tmp_path / "bomb.yaml")  # at the first alias, before anything is expanded
+    (tmp_path / "huge.yaml").write_text("# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="a config is at most 1048576"):
+        load_config(tmp_path / "huge.yaml")
+
+
+def test_quality_during_training_is_for_digits_hat_ebm_runs_only(tmp_path):
+    values = _digits()
+    assert parse_config(values).evaluation.every is not None  # the shipped digits config records it
+    values["evaluation"]["every"] = 0
+    with pytest.raises(ConfigError, match=r"evaluation.every=0 must be a positive integer or null"):
+        parse_config(values)
+    values["evaluation"].update(every=10, quality_samples=1)
+    with pytest.raises(ConfigError, match=r"evaluation.quality_samples=1 must be an integer >= 2"):
+        parse_config(values)
+    np.save(tmp_path / "images.npy", np.zeros((8, 16, 16, 1), np.uint8))
+    values = _digits()
+    values["data"]["source"] = str(tmp_path / "images.npy")
+    with pytest.raises(ConfigError, match=r"evaluation.every=\d+ scores samples with a digits classifier"):
+        parse_config(values)
+    values["evaluation"]["every"] = None
+    assert parse_config(values).evaluation.every is None
+    values = _digits()
+    values["data"]["source"] = "digits:held_out"
+    with pytest.raises(ConfigError, match=r"training never sees the held-out digits"):
+        parse_config(values)

@@ -31,10 +31,32 @@ def _check(images, batch, size, channels):
 @pytest.mark.parametrize("size", [8, 16, 32])
 def test_digits_shape_dtype_range(size):
     images, labels = load_digits(size, return_labels=True)
-    assert images.shape == (1797, size, size, 1) and images.dtype == np.float32
+    assert images.shape == (1000, size, size, 1) and images.dtype == np.float32
     assert images.min() >= -1.0 and images.max() <= 1.0 and images.max() > 0.9
     assert sorted(set(labels.tolist())) == list(range(10))
     _check(_first_batch(DataSource("digits", image_size=size)), 4, size, 1)
+
+
+def test_digits_splits_are_fixed_and_only_the_train_split_trains():
+    everything, labels = load_digits(16, return_labels=True, split="all")
+    train, train_labels = load_digits(16, return_labels=True, split="train")
+    held_out, held_out_labels = load_digits(16, return_labels=True, split="held_out")
+    assert len(train) == 1000 and len(held_out) == 797
+    np.testing.assert_array_equal(np.concatenate([train, held_out]), everything)
+    np.testing.assert_array_equal(np.concatenate([train_labels, held_out_labels]), labels)
+    read = {}
+    for spec, split in [("digits", "train"), ("digits:held_out", "held_out"), ("digits:all", "all")]:
+        source = parse_source(spec, 8, 1)
+        assert source.split == split
+        read[split] = np.concatenate([b.numpy() for b in image_dataset(source, 500, training=False)])
+    assert [len(read[split]) for split in ("train", "held_out", "all")] == [1000, 797, 1797]
+    # The training stream of `digits` holds train digits only (an epoch of 1000 is each of them once).
+    epoch = next(iter(image_dataset(parse_source("digits", 8, 1), 1000, seed=3))).numpy()
+    assert {im.tobytes() for im in epoch} == {im.tobytes() for im in read["train"]}
+    with pytest.raises(ValueError, match=r"split='test': expected one of \['train', 'held_out', 'all'\]"):
+        load_digits(16, split="test")
+    with pytest.raises(DataError, match=r"digits split='test'"):
+        parse_source("digits:test", 16, 1)
 
 
 @pytest.mark.parametrize("name", TFDS_BUILDERS)
@@ -65,7 +87,10 @@ def test_folder_source_recursive_nonsquare(tmp_path, rng):
     source = parse_source(str(tmp_path), 16, 3)
     assert source.kind == "folder"
     _check(_first_batch(source, batch=3, training=False), 3, 16, 3)
-    _check(_first_batch(DataSource("folder", str(tmp_path), image_size=8, channels=1)), 4, 8, 1)
+    _check(_first_batch(DataSource("folder", str(tmp_path), image_size=8, channels=1), batch=3), 3, 8, 1)
+    # A training batch is never filled with repeats of a smaller data set.
+    with pytest.raises(DataError, match=r"holds 3 images; a batch needs 4"):
+        _first_batch(DataSource("folder", str(tmp_path), image_size=8, channels=1), batch=4)
 
 
 def test_folder_errors_are_named(tmp_path, rng):
@@ -114,7 +139,7 @@ def test_array_sources(tmp_path, rng):
         _first_batch(parse_source(str(tmp_path / "f.npy"), 16, 1))
     with pytest.raises(DataError, match="does not exist"):
         _first_batch(DataSource("array", str(tmp_path / "none.npz")))
-    with pytest.raises(DataError, match="not 'digits', 'tfds:NAME"):
+    with pytest.raises(DataError, match=r"not 'digits\[:SPLIT\]', 'tfds:NAME"):
         parse_source(str(tmp_path / "none"), 16, 1)
 
 
@@ -150,3 +175,21 @@ def test_start_step_resumes_the_same_stream(tmp_path, rng):
     resumed = [b.numpy() for b in image_dataset(source, 4, seed=5, start_step=4).take(3)]
     for a, b in zip(full[4:], resumed, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_array_files_that_cannot_feed_training_are_named(tmp_path):
+    np.savez(tmp_path / "empty.npz", images=np.zeros((0, 16, 16, 1), np.uint8))
+    with pytest.raises(DataError, match="holds 0 images; a batch needs 4"):  # not an endless search for a batch
+        _first_batch(DataSource("array", str(tmp_path / "empty.npz")))
+    np.savez(tmp_path / "one.npz", images=np.zeros((1, 16, 16, 1), np.uint8))
+    with pytest.raises(DataError, match="holds 1 images; a batch needs 8"):  # not a batch of 8 copies
+        _first_batch(DataSource("array", str(tmp_path / "one.npz")), batch=8)
+    np.savez(tmp_path / "other.npz", pixels=np.zeros((8, 16, 16, 1), np.uint8))
+    with pytest.raises(DataError, match=r"has no array 'images' \(arrays: \['pixels'\]\)"):
+        _first_batch(DataSource("array", str(tmp_path / "other.npz")))
+    (tmp_path / "text.npz").write_text("not a zip file")
+    with pytest.raises(DataError, match=r"is neither a \.npy nor a \.npz file"):
+        _first_batch(DataSource("array", str(tmp_path / "text.npz")))
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 a truncated zip")
+    with pytest.raises(DataError, match=r"cannot read array file .* File is not a zip file"):
+        _first_batch(DataSource("array", str(tmp_path / "broken.npz")))

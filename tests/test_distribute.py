@@ -67,7 +67,7 @@ def _free_ports(n):
     return ports
 
 
-def test_multi_worker_two_processes_end_with_identical_weights(tmp_path):
+def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, quality_classifier):
     config = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
     config["networks"].update(hat_width=8, generator_width=8, latent_dim=4)
     config["sampler"]["num_steps"] = 2

@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,7 +29,6 @@ from tensorflow_serving.config import model_server_config_pb2
 from export.savedmodel import (
     BATCHING_PARAMETERS,
     MODELS_CONFIG,
-    PAUSE_ENV,
     SAMPLER_CONFIG_FILE,
     WARMUP_FILE,
     export_model,
@@ -42,6 +40,7 @@ from tests.conftest import tiny_model
 from tests.test_cli import HAT_EBM, hat_ebm
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
+SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"
 IMAGES = ("DT_FLOAT", "(-1, 16, 16, 1)")
 # signature → (inputs, outputs), each name → (dtype, shape), as `saved_model_cli show` prints them.
 EXPECTED_SIGNATURES = {
@@ -377,19 +376,13 @@ def test_predict_requests_and_warmup_records_are_accepted(exported):
 
 # -------------------------------------------------- versions and atomicity
 def test_killed_export_leaves_no_version(synthesis, tmp_path):
-    """SIGKILL while the complete SavedModel waits in its temporary directory, before the rename."""
-    marker = tmp_path / "paused"
+    """SIGKILL when the complete SavedModel is about to be renamed from its temporary directory."""
     process = _start(
-        HAT_EBM, "export", synthesis.keras_file, "--base-path", "serving", "--name", "tiny", cwd=tmp_path,
-        **{PAUSE_ENV: str(marker)},
+        sys.executable, SIGNAL_HOOK, "before-rename", 0, "SIGKILL", "--",
+        "export", synthesis.keras_file, "--base-path", "serving", "--name", "tiny", cwd=tmp_path,
     )  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert marker.exists(), f"the export did not reach its pause (exit code {process.poll()})"
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=60)
-    assert process.returncode == -signal.SIGKILL
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == -signal.SIGKILL, stderr[-3000:]
 
     model_dir = tmp_path / "serving" / "tiny"
     [leftover] = list(model_dir.iterdir())  # the complete but unpublished SavedModel

@@ -39,7 +39,7 @@ def test_fid_samples_scores_and_records(workdir):
     args = ("fid", "--model", "tiny.keras", "--num", "30", "--batch-size", "16", "--features", "standin.keras")
     sampler = ("--steps", "2", "--init-scale-residual", "0.01", "--max-residual-norm", "none")
     outputs = ("--ref-stats", "ref.npz", "--dump-samples", "s.npz")
-    result = hat_ebm(*args, *sampler, *KID_FLAGS, "--data", "digits", *outputs, cwd=workdir)
+    result = hat_ebm(*args, *sampler, *KID_FLAGS, "--data", "digits:held_out", *outputs, cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "FID " in result.stdout and "KID " in result.stdout and "30/30" in result.stdout  # the progress bar
 
@@ -49,7 +49,7 @@ def test_fid_samples_scores_and_records(workdir):
     assert record["sampler"]["max_residual_norm"] is None and record["sampler"]["step_size"] == 0.05  # model's own
     assert record["model"]["sha256"] == hashlib.sha256((workdir / "tiny.keras").read_bytes()).hexdigest()
     assert record["features"]["sha256"] == hashlib.sha256((workdir / "standin.keras").read_bytes()).hexdigest()
-    assert record["reference"]["count"] == 1797 and not record["reference"]["loaded"]
+    assert record["reference"]["count"] == 797 and not record["reference"]["loaded"]  # the held-out split
     assert set(record["wall_time_s"]) >= {"sampling", "sample_features", "reference", "fid_kid", "total"}
 
     # The numbers, recomputed in this process from the dumped samples and the cached statistics.

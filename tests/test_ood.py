@@ -83,7 +83,8 @@ def test_load_images_reads_npz_and_npy(tmp_path):
         ("x.npy", np.zeros((1, 4, 4, 1), np.int32), "dtype int32; expected uint8 pixels or floats in"),
         ("x.npy", np.full((1, 4, 4, 1), 255.0), r"float images must be in \[-1, 1\], got values in \[255, 255\]"),
         ("x.txt", None, "unsupported data file"),
-        ("missing.npy", None, "no data file at"),
+        ("bad.npz", None, r"bad\.npz' is neither a \.npy nor a \.npz file"),
+        ("missing.npy", None, "missing.npy' does not exist"),
     ],
 )
 def test_load_images_names_the_problem(tmp_path, name, content, message):

@@ -1,6 +1,8 @@
 """The training job reaches every data source through its config alone."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,8 @@ from PIL import Image
 
 from training.config import CONFIG_DIR, parse_config
 from training.train import run_training
+
+SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"
 
 
 def tiny_config(data):
@@ -62,38 +66,96 @@ def _digits_config(**training):
     return values
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
-    import signal
-    import subprocess
-    import time
+def array_config(root, **training):
+    """``_digits_config`` reading 64 digits from ``root/digits.npz``: no digits quality figures, so quicker."""
+    from hat_ebm_tf.data import load_digits, model_range_to_uint8
 
+    np.savez(root / "digits.npz", images=model_range_to_uint8(load_digits(16)[:64]))
+    values = _digits_config(**training)
+    values["data"] = {"source": str(root / "digits.npz"), "image_size": 16, "channels": 1}
+    return values
+
+
+def _train(root, run_dir, *flags, hook=()):
+    """``hat-ebm train`` of ``root/c.yaml`` in a fresh process; with ``hook``, through tests/signal_hook.py."""
+    import subprocess
+    import sys
+
+    from tests.test_cli import HAT_EBM
+
+    command = [sys.executable, str(SIGNAL_HOOK), *map(str, hook), "--"] if hook else [str(HAT_EBM)]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    args = ["train", "--config", "c.yaml", "--run-dir", run_dir, *map(str, flags)]
+    return subprocess.run([*command, *args], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def signal_runs(tmp_path_factory):
+    """A directory holding ``c.yaml`` (6 steps, 2 an epoch) and its uninterrupted run ``full``."""
+    root = tmp_path_factory.mktemp("signals")
+    (root / "c.yaml").write_text(yaml.safe_dump(array_config(root, steps=6, steps_per_epoch=2)))
+    result = _train(root, "full")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
+
+
+def _history_steps(run):
+    return json.loads((run / "history.json").read_text())["step"]
+
+
+def _latest_checkpoint(run):
+    import tensorflow as tf
+
+    return os.path.basename(tf.train.latest_checkpoint(run / "checkpoints"))
+
+
+def _resume_equals_full(root, run_dir):
     import keras
 
     import hat_ebm_tf  # noqa: F401
-    from tests.test_cli import HAT_EBM
 
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(_digits_config(steps=30, steps_per_epoch=2)))
-    command = [str(HAT_EBM), "train", "--config", "c.yaml"]
-    assert subprocess.run([*command, "--run-dir", "full"], cwd=tmp_path, capture_output=True).returncode == 0
-    proc = subprocess.Popen(
-        [*command, "--run-dir", "killed"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    state = tmp_path / "killed" / "checkpoints" / "checkpoint"
-    deadline = time.time() + 300
-    while not state.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (tmp_path / "killed" / "model.keras").exists(), "the run finished before it could be killed"
-    resumed = subprocess.run([*command, "--run-dir", "killed"], cwd=tmp_path, capture_output=True, text=True)
+    resumed = _train(root, run_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    full = keras.saving.load_model(tmp_path / "full" / "model.keras")
-    again = keras.saving.load_model(tmp_path / "killed" / "model.keras")
-    assert int(again.optimizer.iterations.numpy()) == 30
+    full = keras.saving.load_model(root / "full" / "model.keras")
+    again = keras.saving.load_model(root / run_dir / "model.keras")
+    assert int(again.optimizer.iterations.numpy()) == 6
     for a, b in zip(full.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    history = json.loads((tmp_path / "killed" / "history.json").read_text())
-    assert history["step"] == list(range(2, 31, 2))
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(signal_runs):
+    """SIGKILL right after the checkpoint of step 2 is written: the moment that used to lose its history row."""
+    import signal
+
+    killed = _train(signal_runs, "killed", hook=("after-checkpoint", 2, "SIGKILL"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    run = signal_runs / "killed"
+    assert _latest_checkpoint(run) == "ckpt-2" and not (run / "model.keras").exists()
+    assert _history_steps(run) == [2]  # exactly the checkpointed epochs
+    _resume_equals_full(signal_runs, "killed")
+    assert _history_steps(run) == [2, 4, 6]
+
+
+def test_sigint_mid_epoch_checkpoints_that_step_and_resumes_exactly(signal_runs):
+    interrupted = _train(signal_runs, "sigint", hook=("after-step", 3, "SIGINT"))
+    assert interrupted.returncode == 130, interrupted.stderr[-3000:]
+    assert "Traceback" not in interrupted.stderr
+    last = interrupted.stderr.strip().splitlines()[-1]
+    assert last.startswith("hat-ebm train: interrupted: SIGINT at step 3: wrote the checkpoint ")
+    assert "ckpt-3" in last and last.endswith("run the same `hat-ebm train` command again to resume")
+    run = signal_runs / "sigint"
+    assert _latest_checkpoint(run) == "ckpt-3" and _history_steps(run) == [2, 3]
+    _resume_equals_full(signal_runs, "sigint")  # the resumed run first completes the epoch: steps 4, then 6
+    assert _history_steps(run) == [2, 3, 4, 6]
+
+
+def test_sigterm_exits_143_after_checkpointing(signal_runs):
+    terminated = _train(signal_runs, "sigterm", hook=("after-step", 4, "SIGTERM"))
+    assert terminated.returncode == 143, terminated.stderr[-3000:]
+    assert "hat-ebm train: interrupted: SIGTERM at step 4" in terminated.stderr and "Traceback" not in terminated.stderr
+    run = signal_runs / "sigterm"
+    assert _latest_checkpoint(run) == "ckpt-4" and _history_steps(run) == [2, 4]
+    assert not (run / "model.keras").exists()
 
 
 def test_injected_nan_trips_the_watchdog_and_the_last_checkpoint_loads(tmp_path):
@@ -158,3 +220,34 @@ def test_every_shipped_config_builds_its_model_at_a_tiny_width(path):
     model = build_model(config, pretrained=False)
     size, channels = config.data.image_size, config.data.channels
     assert model(np.zeros((2, size, size, channels), "float32")).shape[0] == 2
+
+
+def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
+    import math
+
+    import tensorflow as tf
+
+    values = _digits_config(steps=4, steps_per_epoch=1, tensorboard_every=1)
+    values["evaluation"] = {"num_samples": 4, "batch_size": 4, "every": 2, "quality_samples": 4}
+    summary = run_training(parse_config(values), tmp_path / "run", verbose=0)
+    run = tmp_path / "run"
+    history = json.loads((run / "history.json").read_text())
+    assert history["step"] == [1, 2, 3, 4]
+    for key in ("quality_confidence", "quality_fd", "quality_kid"):
+        assert [math.isnan(v) for v in history[key]] == [True, False, True, False], key
+    assert 0.1 <= history["quality_confidence"][1] <= 1.0 and history["quality_fd"][1] > 0.0
+    # At the last step, the evaluation draws what the end of the run draws: the same figures as quality.json.
+    quality = json.loads((run / "quality.json").read_text())
+    assert {"samples", "floor", "baseline", "measure"} <= set(quality) and quality == summary["quality"]
+    assert history["quality_fd"][3] == pytest.approx(quality["samples"]["frechet_distance"], rel=1e-6)
+    assert history["quality_confidence"][3] == pytest.approx(quality["samples"]["mean_confidence"], rel=1e-6)
+    assert (run / "training_curve.png").is_file()
+    scalars = {}
+    for path in (run / "tensorboard").rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag.startswith("quality/"):
+                    scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    assert sorted(scalars) == ["quality/confidence", "quality/fd", "quality/kid"]
+    assert [step for step, _ in scalars["quality/fd"]] == [2, 4]
+    assert scalars["quality/fd"][1][1] == pytest.approx(history["quality_fd"][3], rel=1e-5)

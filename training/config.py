@@ -7,21 +7,64 @@ dataclasses built by ``load_config``. A config file is parsed as data
 
 import dataclasses
 import json
+import math
 import os
+import types
+import typing
 from pathlib import Path
 
 import yaml
 
 from hat_ebm_tf.data import DataError, parse_source
 from hat_ebm_tf.distribute import STRATEGIES
+from hat_ebm_tf.errors import ConfigError, LimitError
 from hat_ebm_tf.model import MODES
+from hat_ebm_tf.networks import HAT_TABLE
 from hat_ebm_tf.sampler import LangevinConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+INT64_MAX = 2**63 - 1
+SEED_MAX = 2**32 - 1  # NumPy's global seed (keras.utils.set_random_seed) is a uint32
+MAX_CONFIG_BYTES = 1 << 20
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list"}
 
 
-class ConfigError(ValueError):
-    """A config file or value is invalid; the message names the key."""
+def _check_numbers(value, key):
+    """Refuse non-finite floats, integers beyond int64, and booleans inside lists (recursively)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} must be finite")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+        raise ConfigError(f"{key}={value!r} is beyond the int64 range")
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, bool):
+                raise ConfigError(f"{key}={value!r} must hold numbers, not true/false")
+            _check_numbers(item, key)
+
+
+def _check_type(value, annotation, key):
+    """Refuse a value of another type than the field's annotation (YAML gives ``true`` for a bool, not an int).
+
+    An integer is accepted for a float; a boolean only where the field is one.
+    """
+    union = typing.get_origin(annotation) in (types.UnionType, typing.Union)
+    kinds = {typing.get_origin(a) or a for a in (typing.get_args(annotation) if union else (annotation,))}
+    if not all(isinstance(kind, type) for kind in kinds):  # e.g. Any or Literal: the field's own check decides
+        ok = True
+    elif value is None:
+        ok = type(None) in kinds
+    elif isinstance(value, bool):
+        ok = bool in kinds
+    elif isinstance(value, int):
+        ok = bool(kinds & {int, float})
+    elif isinstance(value, float):
+        ok = float in kinds
+    else:
+        ok = any(isinstance(value, kind) for kind in kinds - {int, float, bool, type(None)})
+    if not ok:
+        names = [_TYPE_NAMES.get(kind, "null" if kind is type(None) else kind.__name__) for kind in kinds]
+        raise ConfigError(f"{key}={value!r} must be {' or '.join(sorted(names))}")
+    _check_numbers(value, key)
 
 
 def _from_dict(cls, values, where):
@@ -31,6 +74,9 @@ def _from_dict(cls, values, where):
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        _check_type(value, hints[name], f"{where}: {name}")
     try:
         return cls(**values)
     except (TypeError, ValueError) as err:
@@ -68,9 +114,14 @@ class DataConfig:
 
     def __post_init__(self):
         try:
-            self.to_source()
+            source = self.to_source()
         except DataError as err:
             raise ConfigError(f"data: {err}") from err
+        _require(
+            source.kind != "digits" or source.split == "train",
+            f"data.source={self.source!r}: training never sees the held-out digits, which the quality report "
+            "compares samples with; use 'digits' (the train split)",
+        )
 
     def to_source(self):
         """The ``hat_ebm_tf.data.DataSource`` this config names."""
@@ -119,10 +170,15 @@ class NetworkConfig:
 
 def _check_learning_rate(name, value):
     """A learning rate is a float, or the reference's piecewise-constant ``[[lr, from_step], ...]``."""
-    if isinstance(value, (int, float)):
+
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    if number(value):
         _require(value > 0, f"training.{name}={value!r} must be > 0")
         return
     ok = isinstance(value, list) and value and all(isinstance(p, list) and len(p) == 2 for p in value)
+    ok = ok and all(number(x) for p in value for x in p)
     _require(ok, f"training.{name}={value!r} must be a float or [[lr, from_step], ...]")
     steps = [p[1] for p in value]
     _require(steps[0] == 0 and steps == sorted(steps), f"training.{name}: steps {steps} must start at 0 and increase")
@@ -188,7 +244,20 @@ class TrainingConfig:
     def __post_init__(self):
         for name in ("steps", "steps_per_epoch", "batch_size", "bank_size", "checkpoints_to_keep", "max_rollbacks"):
             value = getattr(self, name)
-            _require(isinstance(value, int) and value > 0, f"training.{name}={value!r} must be a positive integer")
+            _require(
+                isinstance(value, int) and not isinstance(value, bool) and 0 < value <= INT64_MAX,
+                f"training.{name}={value!r} must be a positive integer",
+            )
+        # `not x >= 0` is also true of NaN: each bound refuses it.
+        for name in ("data_epsilon", "gen_loss_factor"):
+            value = getattr(self, name)
+            _require(value >= 0 and math.isfinite(value), f"training.{name}={value!r} must be finite and >= 0")
+        for name in ("max_grad_norm", "max_energy_gap"):
+            value = getattr(self, name)
+            _require(
+                value is None or (value > 0 and math.isfinite(value)),
+                f"training.{name}={value!r} must be finite and > 0, or null",
+            )
         _check_learning_rate("hat_learning_rate", self.hat_learning_rate)
         _check_learning_rate("generator_learning_rate", self.generator_learning_rate)
         _require(
@@ -218,11 +287,25 @@ class TrainingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """What the run writes at the end: ``num_samples`` images drawn with ``sampler``."""
+    """How samples are drawn and scored: at the end of the run, and (digits) during training.
+
+    Attributes:
+        num_samples: images drawn with ``sampler`` at the end of the run.
+        batch_size: chains run at once.
+        sampler: ``LangevinConfig`` overrides of the evaluation sampler.
+        every: digits only: every this many steps, score ``quality_samples``
+            images drawn with ``sampler`` (EMA weights, the end-of-run seed)
+            with the digits quality measure, into ``history.json``,
+            ``training_curve.png`` and TensorBoard; null: never. Other data
+            sources refuse it (the measure's classifier knows digits only).
+        quality_samples: images scored at each of those evaluations (≥ 2).
+    """
 
     num_samples: int = 1000
     batch_size: int = 250
     sampler: LangevinConfig | None = None
+    every: int | None = None
+    quality_samples: int = 300
 
     def __post_init__(self):
         _require(
@@ -233,6 +316,83 @@ class EvaluationConfig:
             isinstance(self.batch_size, int) and self.batch_size > 0,
             f"evaluation.batch_size={self.batch_size!r} must be a positive integer",
         )
+        _require(
+            self.every is None or (isinstance(self.every, int) and self.every > 0),
+            f"evaluation.every={self.every!r} must be a positive integer or null",
+        )
+        _require(
+            isinstance(self.quality_samples, int) and self.quality_samples >= 2,
+            f"evaluation.quality_samples={self.quality_samples!r} must be an integer >= 2",
+        )
+
+
+def check_memory(parts, limit_gb, raise_how):
+    """Refuse an allocation whose estimate exceeds a limit, before anything is allocated.
+
+    Args:
+        parts: ``{what: bytes}``, e.g. ``{"banks (training.bank_size=10000)": 1.3e8}``.
+        limit_gb: the limit in GB (1e9 bytes).
+        raise_how: how to raise the limit, e.g. ``"raise limits.memory_gb in the config"``.
+
+    Raises:
+        LimitError: naming the parts, the estimate, the limit and ``raise_how``.
+    """
+    total = sum(parts.values())
+    if total > limit_gb * 1e9:
+        items = ", ".join(f"{what}: {size / 1e9:.3g} GB" for what, size in parts.items())
+        raise LimitError(
+            f"estimated memory {total / 1e9:.3g} GB ({items}) exceeds the limit of {limit_gb:g} GB; "
+            f"lower the sizes, or {raise_how}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds on sizes, checked when a config loads, before anything is allocated.
+
+    They keep a mistyped size from exhausting the machine's memory; raise
+    them in the config's ``limits`` section on a machine with room.
+
+    Attributes:
+        memory_gb: bound (GB) on the estimated memory of the persistent
+            banks, the hat network's first feature map for one training
+            batch, and the evaluation samples: a lower bound of what
+            training needs.
+        width: bound on ``networks.hat_width`` and ``networks.generator_width``.
+    """
+
+    memory_gb: float = 16.0
+    width: int = 4096
+
+    def __post_init__(self):
+        _require(self.memory_gb > 0, f"limits.memory_gb={self.memory_gb!r} must be > 0")
+        _require(isinstance(self.width, int) and self.width > 0, f"limits.width={self.width!r} must be > 0")
+
+
+def _check_limits(config):
+    """Refuse widths and memory estimates beyond ``config.limits`` (a ``LimitError`` naming the key)."""
+    limits, nets, data, train = config.limits, config.networks, config.data, config.training
+    for name in ("hat_width", "generator_width"):
+        value = getattr(nets, name)
+        if value > limits.width:
+            raise LimitError(
+                f"networks.{name}={value} exceeds limits.width={limits.width}; "
+                f"set limits.width (e.g. {value}) in the config if this is intended"
+            )
+    pixels = data.image_size**2 * data.channels
+    latent = nets.latent_hw**2 if nets.generator == "decoder" else nets.latent_dim
+    first_map = data.image_size**2 * (nets.hat_width // HAT_TABLE[data.image_size][0][0])
+    parts = {
+        f"one training batch's first hat feature map (training.batch_size={train.batch_size})": 4
+        * train.batch_size
+        * first_map,
+        f"evaluation samples (evaluation.num_samples={config.evaluation.num_samples})": 4
+        * config.evaluation.num_samples
+        * pixels,
+    }
+    if config.mode == "synthesis":
+        parts[f"persistent banks (training.bank_size={train.bank_size})"] = 4 * train.bank_size * (latent + pixels)
+    check_memory(parts, limits.memory_gb, f"raise limits.memory_gb (now {limits.memory_gb:g}) in the config")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,10 +407,20 @@ class ExperimentConfig:
     sampler: LangevinConfig
     training: TrainingConfig
     evaluation: EvaluationConfig
+    limits: LimitsConfig = LimitsConfig()
 
     def __post_init__(self):
         modes = [*MODES, "autoencoder"]
         _require(self.mode in modes, f"mode={self.mode!r}: expected one of {modes}")
+        _require(
+            isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= SEED_MAX,
+            f"seed={self.seed!r} must be an integer in [0, {SEED_MAX}]",
+        )
+        _require(
+            self.data.image_size in HAT_TABLE,
+            f"data.image_size={self.data.image_size}: the networks support {sorted(HAT_TABLE)}",
+        )
+        _check_limits(self)
         decoder = self.mode in ("retrofit", "autoencoder")
         _require(
             decoder == (self.networks.generator == "decoder"),
@@ -260,6 +430,13 @@ class ExperimentConfig:
             _require(
                 self.sampler.update_latents == (self.mode != "synthesis"),
                 f"mode={self.mode!r} needs sampler.update_latents={self.mode != 'synthesis'}",
+            )
+        if self.evaluation.every is not None:
+            _require(
+                self.data.to_source().kind == "digits" and self.mode != "autoencoder",
+                f"evaluation.every={self.evaluation.every} scores samples with a digits classifier: it needs "
+                f"data.source 'digits' and a Hat EBM mode, not data.source={self.data.source!r} in mode "
+                f"{self.mode!r}; remove it",
             )
 
     def to_dict(self):
@@ -271,6 +448,7 @@ _SECTIONS = {
     "networks": NetworkConfig,
     "sampler": LangevinConfig,
     "training": TrainingConfig,
+    "limits": LimitsConfig,
 }
 
 
@@ -287,18 +465,22 @@ def parse_config(values, where="config"):
     if unknown:
         raise ConfigError(f"{where}: unknown keys {unknown}; known keys are {sorted(top)}")
     sections = {key: _from_dict(cls, values.get(key, {}), f"{where}: {key}") for key, cls in _SECTIONS.items()}
-    evaluation = dict(values.get("evaluation", {}))
+    evaluation = values.get("evaluation", {})
+    _require(isinstance(evaluation, dict), f"{where}: evaluation must be a mapping")
+    evaluation = dict(evaluation)
     if evaluation.get("sampler") is not None:
         evaluation["sampler"] = merged_sampler(sections["sampler"], evaluation["sampler"], where)
-    seed = values.get("seed", 0)
-    _require(isinstance(seed, int), f"{where}: seed={seed!r} must be an integer")
-    return ExperimentConfig(
-        name=str(values.get("name", "experiment")),
-        mode=values.get("mode", "synthesis"),
-        seed=seed,
-        evaluation=_from_dict(EvaluationConfig, evaluation, f"{where}: evaluation"),
-        **sections,
-    )
+    evaluation = _from_dict(EvaluationConfig, evaluation, f"{where}: evaluation")
+    try:
+        return ExperimentConfig(
+            name=str(values.get("name", "experiment")),
+            mode=values.get("mode", "synthesis"),
+            seed=values.get("seed", 0),
+            evaluation=evaluation,
+            **sections,
+        )
+    except ConfigError as err:  # LimitError stays a LimitError
+        raise type(err)(f"{where}: {err}") from err
 
 
 def load_config(path):
@@ -316,13 +498,40 @@ def load_config(path):
     return parse_config(_read(path), where=os.fspath(path))
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases (``*name``).
+
+    A config has no use for them, and nested aliases expand to exponentially
+    large data from a few hundred bytes (an "alias bomb").
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ConfigError(
+                f"config file {mark.name!r}, line {mark.line + 1}: YAML aliases (*name) are not allowed in configs"
+            )
+        return super().compose_node(parent, index)
+
+
 def _read(path):
     """The data of a YAML or JSON file (a ConfigError if it does not parse)."""
-    text = path.read_text()
+    where = os.fspath(path)
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise LimitError(f"config file {where!r} has {size} bytes; a config is at most {MAX_CONFIG_BYTES}")
     try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as err:
-        raise ConfigError(f"config file {os.fspath(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from err
+        text = path.read_text()
+        if path.suffix == ".json":
+            return json.loads(text)
+        loader = _NoAliasLoader(text)
+        loader.name = where
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise ConfigError(f"config file {where!r} is not valid {path.suffix[1:].upper() or 'YAML'}: {err}") from err
 
 
 def merged_sampler(sampler, overrides, where):

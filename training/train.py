@@ -8,18 +8,27 @@ Run-directory files (public names):
     ``model.keras``         the trained model (EMA weights), for ``hat-ebm sample``
     ``samples.npz``         ``images``: uint8 ``[N, H, W, C]`` drawn with the trained sampler
     ``samples.png``         a grid of the first samples
-    ``quality.json``        digits classifier figures (digits source only)
+    ``quality.json``        the digits quality table: samples, floor and baseline (digits source only)
     ``tensorboard/``        scalars and sample grids (when ``training.tensorboard_every`` is set)
     ``workers/<id>/``       non-chief workers' checkpoints and model (multi-worker runs)
+    ``.lock``               held by the process training in the directory (one at a time)
 
 Running the same command again on a run directory resumes it from its last
 checkpoint: weights, both optimizers with their EMA slots, the banks, the
 step counter (hence the learning-rate schedule and every random draw, which
-are functions of the step) and the data position.
+are functions of the step) and the data position. ``training.steps`` (e.g.
+``--steps``, to extend a run) and ``training.steps_per_epoch`` may change on
+resume; the rest of the config may not. A damaged newest checkpoint is
+skipped, with a warning, for the newest one that reads back whole.
 """
 
+import dataclasses
+import fcntl
 import json
 import logging
+import os
+import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -29,27 +38,33 @@ import tensorflow as tf
 import yaml
 
 from hat_ebm_tf.autoencoder import Autoencoder
-from hat_ebm_tf.data import distributed_dataset, image_dataset, load_digits, model_range_to_uint8, uint8_to_model_range
+from hat_ebm_tf.data import distributed_dataset, image_dataset, model_range_to_uint8, uint8_to_model_range
 from hat_ebm_tf.distribute import make_strategy
-from hat_ebm_tf.metrics import DIGITS_CLASSIFIER_TRAIN, digits_classifier_report
+from hat_ebm_tf.errors import RunDirError, TrainingInterrupted
+from hat_ebm_tf.evaluation.digits_quality import GENERATOR_ROW, quality_report, quality_table
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.reference import decoder_from_reference, generator_from_reference
 from training.callbacks import (
     CheckpointEveryEpoch,
     DivergenceWatchdog,
-    HistoryLog,
+    KeepTrainingWeights,
     LearningRateSchedule,
+    QualityEvaluation,
     SampleGrid,
+    StopOnSignal,
     TrainingDiverged,
     load_history,
     piecewise_constant,
 )
-from training.commands.common import MODEL_FILE
-from training.config import ConfigError
+from training.commands.common import CONFIG_FILE, MODEL_FILE
+from training.config import ConfigError, load_config
+from training.outputs import check_writable_dir
 from training.plots import save_image_grid, save_training_curves
 
 SAMPLES_FILE = "samples.npz"
+HISTORY_FILE = "history.json"
+CHECKPOINTS = "checkpoints"
 log = logging.getLogger("hat_ebm_tf.training")
 
 
@@ -133,23 +148,148 @@ def _worker_dir(run_dir, strategy):
     return (run_dir, True) if chief else (run_dir / "workers" / str(task_id), False)
 
 
-def _check_resumable(run_dir, config):
-    saved = run_dir / "config.yaml"
-    current = config.to_dict()
-    if saved.is_file():
-        previous = yaml.safe_load(saved.read_text())
-        for section in (previous, current):
-            section["training"].pop("steps", None)
-        if previous != current:
-            raise ConfigError(
-                f"{run_dir} holds a run with a different config; use a new --run-dir, or the same config "
-                "(only training.steps may change on resume)"
+# Settings that may differ when a run resumes: they change neither the model nor the data it sees.
+_RESUMABLE = {"training": ("steps", "steps_per_epoch"), "limits": None}
+# What a run directory holds besides its config: present without config.yaml, it is another command's output.
+_RUN_OUTPUTS = (MODEL_FILE, CHECKPOINTS, HISTORY_FILE, SAMPLES_FILE)
+
+
+def _differences(previous, current, prefix=""):
+    """Dotted keys whose values differ between two config dicts, skipping ``_RESUMABLE``."""
+    keys = []
+    for key in sorted(set(previous) | set(current)):
+        name = f"{prefix}{key}"
+        skip = _RESUMABLE.get(key, ()) if not prefix else ()
+        if skip is None:
+            continue
+        old, new = previous.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            keys += [k for k in _differences(old, new, f"{name}.") if k.rpartition(".")[2] not in skip]
+        elif old != new:
+            keys.append(name)
+    return keys
+
+
+def check_run_dir(run_dir, config):
+    """Refuse a run directory that cannot take this run, writing nothing.
+
+    A run directory resumes when its ``config.yaml`` equals ``config`` up to
+    ``training.steps``, ``training.steps_per_epoch`` and ``limits``; it is
+    refused when it is a file, is not writable, holds another config, an
+    unreadable ``config.yaml``, or another command's outputs (e.g. an
+    ``import-reference`` model) without a ``config.yaml``.
+
+    Raises:
+        RunDirError: naming the directory and the problem.
+    """
+    check_writable_dir(run_dir, "run directory")
+    saved = run_dir / CONFIG_FILE
+    if saved.exists():
+        try:
+            previous = load_config(saved)
+        except ConfigError as err:
+            raise RunDirError(
+                f"{saved} does not hold a run's config ({err}); use a new --run-dir, or delete it if no run "
+                "was started there"
+            ) from err
+        differences = _differences(previous.to_dict(), config.to_dict())
+        if differences:
+            raise RunDirError(
+                f"{run_dir} holds a run with a different config (it differs in {', '.join(differences)}); use a new "
+                "--run-dir, or the same config (training.steps and training.steps_per_epoch may change on resume)"
             )
-    saved.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        return
+    found = [name for name in _RUN_OUTPUTS if (run_dir / name).exists()]
+    if found:
+        raise RunDirError(
+            f"{run_dir} holds {', '.join(found)} but no {CONFIG_FILE}: the output of another command or run; use a "
+            "new --run-dir"
+        )
+
+
+def _write_config(run_dir, config):
+    temporary = run_dir / f".{CONFIG_FILE}.tmp"
+    temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    os.replace(temporary, run_dir / CONFIG_FILE)
+
+
+def _lock(directory):
+    """An exclusive lock on ``directory`` (held while the returned file stays open): one training per run."""
+    handle = open(directory / ".lock", "a")  # held open for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunDirError(f"another process is training in {directory}") from None
+    return handle
+
+
+def _remove_stale_temporaries(checkpoint_dir):
+    """Delete the ``ckpt-N_temp/`` directories of checkpoints whose writer was killed (the run holds the lock)."""
+    for path in Path(checkpoint_dir).glob("*_temp"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            log.info("removed the incomplete checkpoint %s", path)
+
+
+def _check_intact(path):
+    """Read every tensor of a checkpoint, so that a truncated or corrupt file fails here, not mid-restore."""
+    reader = tf.train.load_checkpoint(path)
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+
+
+def restore_newest_intact(checkpoint, manager):
+    """Restore the newest checkpoint of ``manager`` that reads back whole; return its path (None: there is none).
+
+    A damaged checkpoint (e.g. truncated by a full disk) is skipped with a
+    warning that names it, and the one before it is tried.
+
+    Raises:
+        RunDirError: every checkpoint is damaged.
+    """
+    damaged = []
+    for path in reversed(manager.checkpoints):
+        try:
+            _check_intact(path)
+        except (tf.errors.OpError, ValueError, IndexError, OSError) as err:
+            reason = " ".join(str(err).split())[:200]
+            log.warning("checkpoint %s is damaged (%s); trying the one before it", path, reason)
+            damaged.append(path)
+            continue
+        checkpoint.restore(path).assert_existing_objects_matched()
+        if damaged:
+            log.warning("resumed from %s: the newer %s could not be read", path, ", ".join(damaged))
+        return path
+    if damaged:
+        raise RunDirError(
+            f"no intact checkpoint in {manager.directory} (damaged: {', '.join(damaged)}); move them away to train "
+            "from the start"
+        )
+    return None
+
+
+def next_segment(step, steps, steps_per_epoch):
+    """The next ``fit`` call from ``step``: ``(steps_per_epoch, epochs)``.
+
+    Epochs end at multiples of ``steps_per_epoch`` (and at ``steps``), where
+    checkpoints are written: a run resumed mid-epoch first completes that
+    epoch, and a last shorter epoch makes the run stop at exactly ``steps``.
+    """
+    head = -step % steps_per_epoch
+    if head:
+        return min(head, steps - step), 1
+    if steps - step >= steps_per_epoch:
+        return steps_per_epoch, (steps - step) // steps_per_epoch
+    return steps - step, 1
 
 
 def run_training(config, run_dir, verbose=1):
     """Train ``config`` (resuming from ``run_dir``'s last checkpoint) and write the run directory.
+
+    Nothing is written before the run directory, the config, the model and
+    the data source are checked. SIGINT and SIGTERM during training stop it
+    after the current step with a checkpoint (``TrainingInterrupted``).
 
     Args:
         config: ``ExperimentConfig``.
@@ -160,8 +300,12 @@ def run_training(config, run_dir, verbose=1):
         dict summary: steps, wall times and, for digits, the quality figures.
 
     Raises:
+        RunDirError: the run directory cannot take this run (see ``check_run_dir``).
         TrainingDiverged: the watchdog stopped training (after any rollbacks);
             the last checkpoint is intact.
+        TrainingInterrupted: a signal stopped training; a checkpoint of the
+            current step was written (or, after a divergence, the last good
+            one kept), and the same call resumes.
     """
     run_dir = Path(run_dir)
     train = config.training
@@ -169,9 +313,10 @@ def run_training(config, run_dir, verbose=1):
         keras.mixed_precision.set_global_policy(train.mixed_precision)
     strategy = make_strategy(train.strategy, tpu=train.tpu)
     out_dir, chief = _worker_dir(run_dir, strategy)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if chief:
-        _check_resumable(run_dir, config)
+        check_run_dir(run_dir, config)
+    else:
+        check_writable_dir(out_dir, "run directory")
     # Network initialisation is seeded too: the same config gives the same run.
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
@@ -181,67 +326,119 @@ def run_training(config, run_dir, verbose=1):
         if getattr(model, "generator_optimizer", None) is not None:
             optimizers["generator_optimizer"] = model.generator_optimizer
         checkpoint = tf.train.Checkpoint(model=model, lr_scale=lr_scale, **optimizers)
-        manager = tf.train.CheckpointManager(checkpoint, out_dir / "checkpoints", max_to_keep=train.checkpoints_to_keep)
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("resumed from %s", manager.latest_checkpoint)
+        manager = tf.train.CheckpointManager(checkpoint, out_dir / CHECKPOINTS, max_to_keep=train.checkpoints_to_keep)
+        resumed = restore_newest_intact(checkpoint, manager)
+        if resumed:
+            log.info("resumed from %s", resumed)
         elif isinstance(model, HatEBM):
             model.initialize_banks()
 
     source = config.data.to_source()
-    epochs = max(1, train.steps // train.steps_per_epoch)
-    rollbacks, start = 0, time.time()
-    while True:
-        step = int(model.optimizer.iterations.numpy())
-        if strategy.num_replicas_in_sync > 1:
-            data = distributed_dataset(strategy, source, train.batch_size, seed=config.seed, start_step=step)
-        else:
-            data = image_dataset(source, train.batch_size, training=True, seed=config.seed, start_step=step)
-        watchdog = DivergenceWatchdog(train.max_energy_gap)
-        schedules = [(model.optimizer, train.hat_learning_rate)]
-        if "generator_optimizer" in optimizers:
-            schedules.append((model.generator_optimizer, train.generator_learning_rate))
-        callbacks = [
-            LearningRateSchedule(schedules, lr_scale),
-            watchdog,
-            CheckpointEveryEpoch(manager, model.optimizer.iterations),
-            HistoryLog(out_dir / "history.json", model.optimizer.iterations),
-        ]
-        if train.tensorboard_every and chief:
-            board = out_dir / "tensorboard"
-            callbacks.append(keras.callbacks.TensorBoard(str(board), update_freq=train.tensorboard_every))
-            if isinstance(model, HatEBM):
-                callbacks.append(SampleGrid(board, train.tensorboard_every))
-        model.fit(
-            data,
-            initial_epoch=step // train.steps_per_epoch,
-            epochs=epochs,
-            steps_per_epoch=train.steps_per_epoch,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-        if watchdog.diverged is None:
-            break
-        if train.on_divergence != "rollback" or rollbacks >= train.max_rollbacks or not manager.latest_checkpoint:
-            raise TrainingDiverged(f"{watchdog.diverged}; the last good checkpoint is {manager.latest_checkpoint}")
-        rollbacks += 1
-        scale = float(lr_scale.numpy()) * train.rollback_lr_factor
-        checkpoint.restore(manager.latest_checkpoint)  # this restores lr_scale too: set it after
-        lr_scale.assign(scale)
-        log.warning(
-            "%s; rollback %d/%d to %s with learning rates scaled by %.4g",
-            watchdog.diverged,
-            rollbacks,
-            train.max_rollbacks,
-            manager.latest_checkpoint,
-            float(lr_scale.numpy()),
-        )
 
+    def dataset(step):
+        if strategy.num_replicas_in_sync > 1:
+            return distributed_dataset(strategy, source, train.batch_size, seed=config.seed, start_step=step)
+        return image_dataset(source, train.batch_size, training=True, seed=config.seed, start_step=step)
+
+    # Reading the source checks it (empty, smaller than a batch) before the run directory is written.
+    data = dataset(int(model.optimizer.iterations.numpy()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _lock(out_dir):
+        if chief:
+            _write_config(run_dir, config)
+        _remove_stale_temporaries(out_dir / CHECKPOINTS)
+        rollbacks, start = 0, time.time()
+        with StopOnSignal() as stop:
+            while (step := int(model.optimizer.iterations.numpy())) < train.steps:
+                if stop.signum is not None:  # between two fit calls: nothing trained since the last checkpoint
+                    _interrupted(stop.signum, step, None, None, manager)
+                saver = CheckpointEveryEpoch(manager, out_dir / HISTORY_FILE, model.optimizer.iterations)
+                steps_per_epoch, epochs = next_segment(step, train.steps, train.steps_per_epoch)
+                watchdog = DivergenceWatchdog(train.max_energy_gap)
+                schedules = [(model.optimizer, train.hat_learning_rate)]
+                if "generator_optimizer" in optimizers:
+                    schedules.append((model.generator_optimizer, train.generator_learning_rate))
+                keep = KeepTrainingWeights()
+                callbacks = [LearningRateSchedule(schedules, lr_scale), watchdog, stop]
+                board = out_dir / "tensorboard" if train.tensorboard_every and chief else None
+                if board:
+                    callbacks.append(keras.callbacks.TensorBoard(str(board), update_freq=train.tensorboard_every))
+                    if isinstance(model, HatEBM):
+                        callbacks.append(SampleGrid(board, train.tensorboard_every))
+                evaluation = config.evaluation
+                if evaluation.every and chief:
+                    # After TensorBoard, which would log its NaN epochs; before the saver, which writes its figures.
+                    callbacks.append(
+                        QualityEvaluation(
+                            evaluation.every,
+                            evaluation.quality_samples,
+                            config.seed + 1,  # the seed of the run's samples
+                            evaluation.batch_size,
+                            evaluation.sampler,
+                            board,
+                        )
+                    )
+                callbacks += [saver, keep]
+                first_epoch = step // train.steps_per_epoch  # Keras's epoch numbers, for its logs
+                model.fit(
+                    dataset(step) if data is None else data,
+                    initial_epoch=first_epoch,
+                    epochs=first_epoch + epochs,
+                    steps_per_epoch=steps_per_epoch,
+                    callbacks=callbacks,
+                    verbose=verbose,
+                )
+                data = None
+                keep.restore()
+                if stop.signum is not None:
+                    _interrupted(stop.signum, int(model.optimizer.iterations.numpy()), saver, watchdog, manager)
+                if watchdog.diverged is None:
+                    continue
+                last = manager.latest_checkpoint
+                if train.on_divergence != "rollback" or rollbacks >= train.max_rollbacks or not last:
+                    raise TrainingDiverged(
+                        f"{watchdog.diverged}; the last good checkpoint is {manager.latest_checkpoint}"
+                    )
+                rollbacks += 1
+                scale = float(lr_scale.numpy()) * train.rollback_lr_factor
+                restored = restore_newest_intact(checkpoint, manager)  # this restores lr_scale too: set it after
+                lr_scale.assign(scale)
+                log.warning(
+                    "%s; rollback %d/%d to %s with learning rates scaled by %.4g",
+                    watchdog.diverged,
+                    rollbacks,
+                    train.max_rollbacks,
+                    restored,
+                    float(lr_scale.numpy()),
+                )
+        if step > train.steps:
+            log.warning("the run is at step %d, past training.steps=%d: nothing to train", step, train.steps)
+        return _finish(config, model, run_dir, out_dir, chief, rollbacks, start)
+
+
+def _interrupted(signum, step, saver, watchdog, manager):
+    """After a signal: checkpoint this step with ``saver`` (unless training diverged); raise ``TrainingInterrupted``."""
+    name = signal.Signals(signum).name
+    if watchdog is not None and watchdog.diverged is not None:
+        done = f"{watchdog.diverged}; kept the last good checkpoint {manager.latest_checkpoint}"
+    elif saver is None:
+        done = f"the last checkpoint is {manager.latest_checkpoint or 'none (nothing was trained)'}"
+    else:
+        done = f"wrote the checkpoint {saver.save()}"
+    raise TrainingInterrupted(
+        f"{name} at step {step}: {done}; run the same `hat-ebm train` command again to resume", signum
+    )
+
+
+def _finish(config, model, run_dir, out_dir, chief, rollbacks, start):
+    """Write the trained model, the training curve and (chief, HatEBM) the samples; return the summary."""
     summary = {
         "train_seconds": time.time() - start,
         "steps": int(model.optimizer.iterations.numpy()),
         "rollbacks": rollbacks,
     }
+    # The weights are the trained ones (KeepTrainingWeights): the model is saved with their moving averages.
+    model.optimizer.finalize_variable_values(model.trainable_weights)
     model.save(out_dir / MODEL_FILE)
     history = load_history(out_dir / "history.json")
     if history:
@@ -256,11 +453,16 @@ def run_training(config, run_dir, verbose=1):
         model, run_dir, evaluation.num_samples, config.seed + 1, evaluation.batch_size, evaluation.sampler
     )
     summary["sample_seconds"] = time.time() - start
-    if config.data.source == "digits":
-        floats = uint8_to_model_range(samples).numpy()
-        summary["quality"] = {
-            "samples": digits_classifier_report(floats),
-            "real_held_out": digits_classifier_report(load_digits(config.data.image_size)[DIGITS_CLASSIFIER_TRAIN:]),
-        }
-        (run_dir / "quality.json").write_text(json.dumps(summary["quality"], indent=1))
+    if config.data.to_source().kind == "digits":
+        if len(samples) < 2:
+            log.warning("no quality.json: its Fréchet distance needs at least 2 samples (evaluation.num_samples)")
+        else:
+            summary["quality"] = quality_table(uint8_to_model_range(samples).numpy())
+            # The base generator alone (the chain's initial state, 0 Langevin steps): what the Hat EBM improves on.
+            base = dataclasses.replace(evaluation.sampler or model.sampler_config, num_steps=0)
+            generated = model.sample(
+                evaluation.num_samples, seed=config.seed + 1, batch_size=evaluation.batch_size, config=base
+            )
+            summary["quality"][GENERATOR_ROW] = quality_report(np.clip(generated.numpy(), -1.0, 1.0))
+            (run_dir / "quality.json").write_text(json.dumps(summary["quality"], indent=1))
     return summary

@@ -80,22 +80,36 @@ def positive_int(text):
 
 
 def load_trained_model(path):
-    """A ``HatEBM`` from a run directory or a ``.keras`` file; a named error if absent or unreadable."""
+    """A ``HatEBM`` from a run directory or a ``.keras`` file.
+
+    Raises:
+        ModelFileError: no such file, a file Keras cannot read (``safe_mode``
+            stays on), or a model of another class.
+    """
+    import zipfile
+
     import keras
 
-    import hat_ebm_tf  # noqa: F401 - registers the serializable classes
+    from hat_ebm_tf import HatEBM
+    from hat_ebm_tf.errors import ModelFileError
 
     path = Path(path)
     model_file = path / MODEL_FILE if path.is_dir() else path
     if not model_file.is_file():
-        raise SystemExit(
-            f"hat-ebm: no trained model at {os.fspath(model_file)!r} "
+        raise ModelFileError(
+            f"no trained model at {os.fspath(model_file)!r} "
             f"(expected a run directory holding {MODEL_FILE}, or a .keras file)"
         )
     try:
-        return keras.saving.load_model(model_file)
-    except (ValueError, OSError, KeyError) as err:
-        raise SystemExit(f"hat-ebm: cannot load {os.fspath(model_file)!r}: {err}") from err
+        model = keras.saving.load_model(model_file)
+    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        raise ModelFileError(f"cannot load {os.fspath(model_file)!r}: {err}") from err
+    if not isinstance(model, HatEBM):
+        raise ModelFileError(
+            f"{os.fspath(model_file)!r} holds a {type(model).__name__}, not a HatEBM (a model written by "
+            "`hat-ebm train` or `hat-ebm import-reference`)"
+        )
+    return model
 
 
 def evaluation_sampler(path, model):

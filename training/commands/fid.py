@@ -32,8 +32,8 @@ def register(subparsers):
     parser.add_argument("--model", required=True, help="run directory or .keras file")
     parser.add_argument(
         "--data",
-        help="reference data: digits, tfds:NAME[:SPLIT], an image folder or a .npz/.npy file "
-        "(not needed when --ref-stats exists)",
+        help="reference data: digits[:SPLIT] (train, held_out, all), tfds:NAME[:SPLIT], an image folder or a "
+        ".npz/.npy file (not needed when --ref-stats exists)",
     )
     parser.add_argument("--data-dir", help="TFDS data directory")
     parser.add_argument("--ref-num", type=positive_int, help="use at most this many reference images (default: all)")
@@ -64,6 +64,7 @@ def register(subparsers):
         "--record",
         help="JSON record (default: next to --dump-samples as NAME.fid.json, else fid.json next to the model)",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing record or samples file")
     parser.set_defaults(func=run)
 
 
@@ -237,22 +238,25 @@ def run(args):
             f"--model {args.model} is a SavedModel: its `sample` signature has one sampler's settings baked in, so "
             "FID with stated settings needs the run directory or .keras file it was exported from"
         )
-    for flag in ("ref_stats", "dump_samples", "record"):
-        path = getattr(args, flag)
-        if path is not None and not Path(path).parent.is_dir():
-            raise ValueError(f"--{flag.replace('_', '-')} {path}: no directory {os.fspath(Path(path).parent)!r}")
+    if args.ref_stats is not None and not Path(args.ref_stats).parent.is_dir():
+        raise ValueError(f"--ref-stats {args.ref_stats}: no directory {os.fspath(Path(args.ref_stats).parent)!r}")
+    from training.outputs import output_file
+
+    # The outputs, checked before the long sampling; an earlier result is replaced only with --overwrite.
+    if args.dump_samples is not None:
+        dump_path = output_file(args.dump_samples, "--dump-samples", overwrite=args.overwrite, suffix=".npz")
+        args.dump_samples = os.fspath(dump_path)
+    record_path = output_file(args.record or default_record_path(args), "--record", overwrite=args.overwrite)
 
     import keras
     import tensorflow as tf
 
     import hat_ebm_tf
-    from hat_ebm_tf.features import InceptionNotFoundError, load_feature_extractor, path_sha256
+    from hat_ebm_tf.features import load_feature_extractor, path_sha256
     from hat_ebm_tf.metrics import frechet_distance, kernel_inception_distance
 
-    try:  # first, so that a missing Inception file stops the command before any sampling
-        extractor = load_feature_extractor(args.features, args.feature_batch_size)
-    except InceptionNotFoundError as err:
-        raise SystemExit(f"hat-ebm fid: error: {err}") from err
+    # First, so that a missing Inception file (InceptionNotFoundError) stops the command before any sampling.
+    extractor = load_feature_extractor(args.features, args.feature_batch_size)
     model, config = load_model_and_sampler(args.model, args)
     reference, reference_info = reference_statistics(args, model.image_shape, extractor)
 
@@ -301,7 +305,6 @@ def run(args):
         "versions": {"hat_ebm_tf": hat_ebm_tf.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
         "command": ["hat-ebm", *sys.argv[1:]],
     }
-    record_path = Path(args.record) if args.record else default_record_path(args)
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     if kid is None:
         kid_text = "n/a (the reference statistics hold no KID features)"

@@ -8,8 +8,17 @@ the hat network and the SN-GAN generator or retrofit decoder) become a
 import json
 from pathlib import Path
 
-from training.commands.common import MODEL_FILE, SAMPLER_FLAGS, add_sampler_flags, apply_sampler_flags, positive_int
+from training.commands.common import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    SAMPLER_FLAGS,
+    add_sampler_flags,
+    apply_sampler_flags,
+    positive_int,
+)
 
+IMPORT_RECORD = "imported.json"
+AUTOENCODER_FILE = "autoencoder.keras"
 # The default sampler: the reference's CIFAR-10 synthesis evaluation (REFERENCE.md),
 # plus, in the joint modes, latent steps of LangevinConfig.for_form. Settings left
 # out keep LangevinConfig's defaults (no clipping, noise on, τ = 0, init_scale_latent 1).
@@ -30,6 +39,7 @@ def register(subparsers):
     parser.add_argument("--out-factor", type=float, help="generator output scale (default: 1.0 refine, 2.0 else)")
     parser.add_argument("--latent-hw", type=positive_int, default=16, help="retrofit latent grid size (default 16)")
     parser.add_argument("--run-dir", required=True, help="output run directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier import in --run-dir")
     parser.add_argument("--bank-size", type=positive_int, default=10000, help="persistent bank size (synthesis)")
     defaults = " ".join(f"{SAMPLER_FLAGS[field][0]} {value:g}" for field, value in REFERENCE_EVALUATION.items())
     add_sampler_flags(
@@ -48,6 +58,7 @@ def run(args):
     joint = args.mode != "synthesis"
     if (args.mode == "retrofit") != (args.decoder is not None):
         raise ValueError(f"--mode {args.mode} needs --{'decoder' if args.mode == 'retrofit' else 'generator'}")
+    check_import_dir(Path(args.run_dir), args.overwrite)
     sampler = apply_sampler_flags(LangevinConfig.for_form(joint, **REFERENCE_EVALUATION), args)
     out_factor = args.out_factor if args.out_factor is not None else (1.0 if args.mode == "refine" else 2.0)
     hat = hat_from_reference(args.hat)
@@ -74,8 +85,30 @@ def run(args):
     if args.encoder:
         write_autoencoder(args.encoder, generator, run_dir)
         record["imported_from"]["encoder"] = args.encoder
-    (run_dir / "imported.json").write_text(json.dumps(record, indent=1))
+    (run_dir / IMPORT_RECORD).write_text(json.dumps(record, indent=1))
     print(f"wrote {run_dir / MODEL_FILE} ({args.mode}, {args.image_size}×{args.image_size})")
+
+
+def check_import_dir(run_dir, overwrite):
+    """Refuse (``RunDirError``) an unusable ``--run-dir``, before any checkpoint is read.
+
+    It must be writable, hold no trained run, and (unless ``overwrite``) no earlier import.
+    """
+    from hat_ebm_tf.errors import RunDirError
+    from training.outputs import check_writable_dir
+
+    check_writable_dir(run_dir, "--run-dir")
+    trained = [name for name in (CONFIG_FILE, "checkpoints") if (run_dir / name).exists()]
+    if trained:
+        raise RunDirError(
+            f"--run-dir {run_dir} holds a trained run ({', '.join(trained)}): an imported model would not match its "
+            "config, samples and checkpoints; use a new --run-dir"
+        )
+    earlier = [name for name in (MODEL_FILE, IMPORT_RECORD, AUTOENCODER_FILE) if (run_dir / name).exists()]
+    if earlier and not overwrite:
+        raise RunDirError(
+            f"--run-dir {run_dir} holds an earlier import ({', '.join(earlier)}); pass --overwrite to replace it"
+        )
 
 
 def write_autoencoder(encoder_path, decoder, run_dir):
@@ -84,4 +117,4 @@ def write_autoencoder(encoder_path, decoder, run_dir):
     from hat_ebm_tf.reference import encoder_from_reference
 
     encoder = encoder_from_reference(encoder_path, image_size=decoder.image_size)
-    Autoencoder(encoder, decoder).save(Path(run_dir) / "autoencoder.keras")
+    Autoencoder(encoder, decoder).save(Path(run_dir) / AUTOENCODER_FILE)

@@ -31,6 +31,7 @@ def register(subparsers):
     )
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--json", dest="json_path", help="also write the JSON report to this file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     parser.set_defaults(func=run)
 
 
@@ -41,32 +42,26 @@ def load_images(path):
         ``[N, H, W, C]`` uint8 pixels, or float32 in [-1, 1].
 
     Raises:
-        ValueError: missing file, unknown format, or images of the wrong rank, dtype or range.
+        DataError: missing or unreadable file, unknown format, or images of the wrong rank, dtype or range.
     """
     import numpy as np
 
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no data file at {str(path)!r}")
-    if path.suffix == ".npz":
-        with np.load(path) as archive:
-            if "images" not in archive:
-                raise ValueError(f"{path}: no array 'images' (arrays: {sorted(archive.files)})")
-            images = archive["images"]
-    elif path.suffix == ".npy":
-        images = np.load(path)
-    else:
-        raise ValueError(f"{path}: unsupported data file; expected .npy, or .npz with an array 'images'")
+    from hat_ebm_tf.data import read_array_file
+    from hat_ebm_tf.errors import DataError
+
+    if Path(path).suffix not in (".npz", ".npy"):
+        raise DataError(f"{path}: unsupported data file; expected .npy, or .npz with an array 'images'")
+    images = read_array_file(path)
     if images.ndim != 4 or not len(images):
-        raise ValueError(f"{path}: images have shape {list(images.shape)}; expected a non-empty [N, H, W, C]")
+        raise DataError(f"{path}: images have shape {list(images.shape)}; expected a non-empty [N, H, W, C]")
     if images.dtype == np.uint8:
         return images
     if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"{path}: images have dtype {images.dtype}; expected uint8 pixels or floats in [-1, 1]")
+        raise DataError(f"{path}: images have dtype {images.dtype}; expected uint8 pixels or floats in [-1, 1]")
     images = images.astype(np.float32, copy=False)
     low, high = float(images.min()), float(images.max())
     if not (-1.0 <= low and high <= 1.0):
-        raise ValueError(f"{path}: float images must be in [-1, 1], got values in [{low:g}, {high:g}]")
+        raise DataError(f"{path}: float images must be in [-1, 1], got values in [{low:g}, {high:g}]")
     return images
 
 
@@ -98,7 +93,9 @@ def _table(report):
 
 def run(args):
     from export.scoring import SCORE_SIGNATURE, load_scorer, ood_metrics
+    from training.outputs import output_file
 
+    json_path = output_file(args.json_path, "--json", overwrite=args.overwrite) if args.json_path else None
     scorer = load_scorer(args.model, batch_size=args.batch_size)
 
     def scores_of(path):
@@ -123,5 +120,5 @@ def run(args):
     print(_table(report))
     text = json.dumps(report, indent=1)
     print(text)
-    if args.json_path:
-        Path(args.json_path).write_text(text + "\n")
+    if json_path:
+        json_path.write_text(text + "\n")
