@@ -20,7 +20,7 @@ import yaml  # noqa: E402
 from hat_ebm_tf.model import HatEBM  # noqa: E402
 from hat_ebm_tf.networks import Generator, HatNetwork  # noqa: E402
 from hat_ebm_tf.sampler import LangevinConfig  # noqa: E402
-from training.config import CONFIG_DIR  # noqa: E402
+from hat_ebm_tf.training.config import CONFIG_DIR  # noqa: E402
 
 TINY_SAMPLER = LangevinConfig(num_steps=3, step_size=0.05, temperature=1e-2, max_residual_norm=1.0)
 JOINT_SAMPLER = LangevinConfig(

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from training.commands.bench import SECTIONS, add_arguments, section_list
+from hat_ebm_tf.benchmarks.flags import SECTIONS, add_arguments, section_list
 
 REPO = Path(__file__).resolve().parents[1]
 HAT_EBM = Path(sys.executable).parent / "hat-ebm"
@@ -38,7 +38,7 @@ def positive(value):
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "b.json"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out)],
+        [sys.executable, "-m", "hat_ebm_tf.benchmarks", "--tiny", "--out", str(out)],
         cwd=REPO,
         env=clean_env(),
         capture_output=True,
@@ -161,7 +161,7 @@ def test_sections_flag_orders_and_rejects_names():
 
 
 def test_xla_failure_is_recorded_not_raised(monkeypatch):
-    from benchmarks import sampler_speed
+    from hat_ebm_tf.benchmarks import sampler_speed
 
     def fail(*args, **kwargs):
         raise RuntimeError("XLA compilation failed\ndetails")
@@ -173,8 +173,8 @@ def test_xla_failure_is_recorded_not_raised(monkeypatch):
 
 
 def test_memory_child_failure_reports_its_stderr():
-    from benchmarks.common import Settings
-    from benchmarks.memory import run_child
+    from hat_ebm_tf.benchmarks.common import Settings
+    from hat_ebm_tf.benchmarks.memory import run_child
 
     settings = Settings.from_args(parse("--tiny", "--image-size", "15"))
     with pytest.raises(RuntimeError, match=r"exited with 1(.|\n)*unsupported image_size=15"):

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hat_ebm_tf.argtypes import float_or_none
+from hat_ebm_tf.cli.common import SAMPLER_FLAGS, sampler_overrides
+from hat_ebm_tf.cli.main import build_parser, main
 from hat_ebm_tf.sampler import LangevinConfig
-from training.cli import build_parser, main
-from training.commands.common import SAMPLER_FLAGS, float_or_none, sampler_overrides
 
 HAT_EBM = Path(sys.executable).parent / "hat-ebm"
 

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from hat_ebm_tf.sampler import LangevinConfig
-from training.config import CONFIG_DIR, ConfigError, evaluation_sampler, load_config, parse_config
+from hat_ebm_tf.training.config import CONFIG_DIR, ConfigError, evaluation_sampler, load_config, parse_config
 
 
 def test_digits_config_loads_by_name():

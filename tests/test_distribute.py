@@ -14,9 +14,9 @@ import yaml
 
 from hat_ebm_tf.data import DataSource, distributed_dataset, image_dataset
 from hat_ebm_tf.distribute import make_strategy
+from hat_ebm_tf.training.config import CONFIG_DIR
 from tests.conftest import tiny_model
 from tests.test_cli import HAT_EBM
-from training.config import CONFIG_DIR
 
 
 def _train_three_steps(strategy, weights):
@@ -94,7 +94,9 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, quality
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     print(f"multi-worker wall time: {time.time() - start:.1f} s")
     assert all(p.returncode == 0 for p in procs), "\n".join(o[-3000:] for o in outputs)
-    import hat_ebm_tf  # noqa: F401
+    import hat_ebm_tf
+
+    hat_ebm_tf.register_keras_classes()
 
     chief = keras.saving.load_model(tmp_path / "run" / "model.keras")
     other = keras.saving.load_model(tmp_path / "run" / "workers" / "1" / "model.keras")

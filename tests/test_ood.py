@@ -1,12 +1,12 @@
-"""OOD metrics of ``export.scoring`` on known answers and against scikit-learn; the `hat-ebm ood` data loader."""
+"""OOD metrics of ``hat_ebm_tf.serving.scoring`` on known answers and against scikit-learn; the OOD data loader."""
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from export.scoring import aupr, auroc, fpr_at_tpr, ood_metrics
-from training.commands.ood import load_images
+from hat_ebm_tf.evaluation.ood import load_images
+from hat_ebm_tf.serving.scoring import aupr, auroc, fpr_at_tpr, ood_metrics
 
 
 def test_auroc_of_hand_counted_cases():

@@ -10,8 +10,8 @@ import tensorflow_datasets as tfds
 import yaml
 from PIL import Image
 
-from training.config import CONFIG_DIR, parse_config
-from training.train import run_training
+from hat_ebm_tf.training.config import CONFIG_DIR, parse_config
+from hat_ebm_tf.training.train import run_training
 
 SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"
 
@@ -112,7 +112,9 @@ def _latest_checkpoint(run):
 def _resume_equals_full(root, run_dir):
     import keras
 
-    import hat_ebm_tf  # noqa: F401
+    import hat_ebm_tf
+
+    hat_ebm_tf.register_keras_classes()
 
     resumed = _train(root, run_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -161,7 +163,7 @@ def test_sigterm_exits_143_after_checkpointing(signal_runs):
 def test_injected_nan_trips_the_watchdog_and_the_last_checkpoint_loads(tmp_path):
     import tensorflow as tf
 
-    from training.callbacks import TrainingDiverged
+    from hat_ebm_tf.training.callbacks import TrainingDiverged
 
     # From step 2 on the learning rate is 1e30: the weights overflow, the energies become NaN.
     config = parse_config(_digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]]))
@@ -176,7 +178,7 @@ def test_injected_nan_trips_the_watchdog_and_the_last_checkpoint_loads(tmp_path)
 
 
 def test_rollback_restores_lowers_the_learning_rate_and_logs(tmp_path, caplog):
-    from training.callbacks import TrainingDiverged
+    from hat_ebm_tf.training.callbacks import TrainingDiverged
 
     values = _digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]])
     values["training"].update(on_divergence="rollback", max_rollbacks=2, rollback_lr_factor=0.5)
@@ -209,8 +211,8 @@ def test_mixed_precision_keeps_chain_state_float32(digits16):
 def test_every_shipped_config_builds_its_model_at_a_tiny_width(path):
     import dataclasses
 
-    from training.config import load_config
-    from training.train import build_model
+    from hat_ebm_tf.training.config import load_config
+    from hat_ebm_tf.training.train import build_model
 
     config = load_config(path)
     nets = dataclasses.replace(config.networks, hat_width=16, generator_width=16, latent_dim=8)
