@@ -423,7 +423,8 @@ def distributed_dataset(strategy, source, global_batch_size, seed=0, start_step=
 def array_dataset(images, batch_size, training=True, seed=0):
     """A ``tf.data`` pipeline over an in-memory ``[N, H, W, C]`` float array in [-1, 1].
 
-    Training pipelines shuffle (seeded), repeat, batch with drop-remainder and
+    Training pipelines shuffle (seeded, with the strategy-safe stateless
+    permutation of ``image_dataset``), repeat, batch with drop-remainder and
     prefetch; evaluation pipelines batch in order and keep the remainder.
     """
     images = np.asarray(images, dtype=np.float32)
@@ -431,8 +432,6 @@ def array_dataset(images, batch_size, training=True, seed=0):
         raise ValueError(f"array_dataset: images have shape {images.shape}; expected [N, H, W, C]")
     if training and len(images) < batch_size:
         raise ValueError(f"array_dataset: {len(images)} images cannot fill one batch of {batch_size}")
-    ds = tf.data.Dataset.from_tensor_slices(images)
-    if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = _permuted_epochs(images, seed) if training else tf.data.Dataset.from_tensor_slices(images)
     ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)

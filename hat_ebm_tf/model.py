@@ -20,11 +20,11 @@ import tensorflow as tf
 from hat_ebm_tf.distribute import all_gather, replica_info, scatter_rows
 from hat_ebm_tf.layers import PACKAGE
 from hat_ebm_tf.losses import generator_regression_loss, maximum_likelihood_loss
+from hat_ebm_tf.rng import SALT_BANK_LATENTS, SALT_DATA_NOISE, step_seed
 from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_normal, row_seeds
 from hat_ebm_tf.validation import check_images
 
 MODES = ("synthesis", "refine", "retrofit")
-_SALT_DATA_NOISE = 5
 
 
 def _checked_seeds(seeds, method):
@@ -315,7 +315,7 @@ class HatEBM(keras.Model):
         if self.mode != "synthesis":
             return
         seeds = row_seeds(self.seed, self.bank_size, offset=0)
-        latents = row_normal(seeds, self.latent_shape, salt=7)
+        latents = row_normal(seeds, self.latent_shape, salt=SALT_BANK_LATENTS)
         images = tf.concat(
             [self.generate(latents[i : i + batch_size]) for i in range(0, self.bank_size, batch_size)], 0
         )
@@ -392,8 +392,9 @@ class HatEBM(keras.Model):
         step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
         # Per-row seeds on the global row index: every replica draws other
         # rows, and a run gives the same numbers on 1 or N replicas.
-        step_seed = tf.constant(self.seed, tf.int64) * 1_000_000_007 + step
-        seeds = row_seeds(step_seed, batch, offset=tf.cast(replica_id, tf.int64) * tf.cast(batch, tf.int64))
+        seeds = row_seeds(
+            step_seed(self.seed, step), batch, offset=tf.cast(replica_id, tf.int64) * tf.cast(batch, tf.int64)
+        )
 
         # 1. Sample from fresh chains (paper Eq. 5 / Alg. 1).
         latents, residuals = initial_state(seeds, self.latent_shape, self.image_shape, self.sampler_config)
@@ -401,7 +402,7 @@ class HatEBM(keras.Model):
         samples = tf.stop_gradient(chains.images)
 
         # 2. Energy update: maximum likelihood (paper Eq. 2).
-        noisy = data + self.data_epsilon * row_normal(seeds, self.image_shape, _SALT_DATA_NOISE)
+        noisy = data + self.data_epsilon * row_normal(seeds, self.image_shape, SALT_DATA_NOISE)
         hat_vars = self.hat.trainable_weights
         with tf.GradientTape() as tape:
             loss, energy_diff = maximum_likelihood_loss(

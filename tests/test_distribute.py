@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from hat_ebm_tf.data import DataSource, distributed_dataset, image_dataset
+from hat_ebm_tf.data import DataSource, array_dataset, distributed_dataset, image_dataset
 from hat_ebm_tf.distribute import make_strategy
 from hat_ebm_tf.training.config import CONFIG_DIR
 from tests.conftest import tiny_model
@@ -44,6 +44,51 @@ def test_mirrored_two_devices_equals_one_device():
     assert int(mirrored.optimizer.iterations.numpy()) == 3
     for a, b in zip(single.get_weights(), mirrored.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _train_autoencoder(strategy, digits, weights=None):
+    from hat_ebm_tf.autoencoder import Autoencoder
+    from hat_ebm_tf.networks import RetrofitDecoder, RetrofitEncoder
+
+    with strategy.scope():
+        # A large latent noise: the noise, not the data, decides where the weights go.
+        model = Autoencoder(
+            RetrofitEncoder(width=8, channels=1, image_size=16),
+            RetrofitDecoder(width=8, channels=1, latent_shape=(8, 8, 1)),
+            latent_noise=0.5,
+            seed=3,
+        )
+        model.compile(optimizer=keras.optimizers.SGD(1e-3))
+        if weights is not None:
+            model.set_weights(weights)
+    model.fit(array_dataset(digits, 8, seed=1), steps_per_epoch=2, epochs=1, verbose=0)
+    return model
+
+
+def test_autoencoder_noise_is_the_same_on_one_or_two_replicas(digits16):
+    weights = _train_autoencoder(tf.distribute.get_strategy(), digits16[:16]).get_weights()
+    single = _train_autoencoder(tf.distribute.get_strategy(), digits16[:16], weights)
+    mirrored = _train_autoencoder(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), digits16[:16], weights)
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(weights, single.get_weights(), strict=True))
+    assert moved > 1e-4  # the two steps trained
+    for a, b in zip(single.get_weights(), mirrored.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_an_in_memory_dataset_gives_the_same_batches_under_a_strategy():
+    images = np.linspace(-1.0, 1.0, 24 * 4 * 4).reshape(24, 4, 4, 1).astype(np.float32)
+    alone = [batch.numpy() for batch in array_dataset(images, 8, seed=5).take(6)]  # two epochs
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # The strategy copies the pipeline: a Dataset.shuffle seed would be re-derived, a permutation is not.
+    distributed = strategy.experimental_distribute_dataset(array_dataset(images, 8, seed=5))
+    iterator = iter(distributed)
+    batches = [np.concatenate(strategy.experimental_local_results(next(iterator))) for _ in range(6)]
+    for got, expected in zip(batches, alone, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    # Each epoch is a permutation of the images: every image once.
+    first_epoch = np.concatenate(alone[:3])
+    np.testing.assert_array_equal(np.sort(first_epoch.ravel()), np.sort(images.ravel()))
+    assert not np.array_equal(first_epoch, images)
 
 
 def test_make_strategy_kinds_and_errors(monkeypatch):

@@ -177,6 +177,27 @@ def test_injected_nan_trips_the_watchdog_and_the_last_checkpoint_loads(tmp_path)
     assert values and all(np.all(np.isfinite(v)) for v in values)
 
 
+def test_the_watchdog_checks_the_trackers_by_the_names_the_model_gives_them():
+    from hat_ebm_tf.model import Tracker
+    from hat_ebm_tf.training.callbacks import DivergenceWatchdog
+    from tests.conftest import tiny_model
+
+    model = tiny_model()
+    # Renamed trackers: a list of names in the watchdog would stop checking them.
+    model.hat_grad_norm_tracker, model.energy_diff_tracker = Tracker(name="renamed_norm"), Tracker(name="gap")
+    healthy = {tracker.name: 0.5 for tracker in model.metrics}
+    assert {"renamed_norm", "gap"} <= set(healthy)
+    for logs, expected in [
+        ({**healthy, "renamed_norm": float("nan")}, "training diverged at step 0: renamed_norm is nan"),
+        ({**healthy, "gap": -3.0}, "training diverged at step 0: |gap| = 3 exceeds max_energy_gap = 1"),
+        (healthy, None),
+    ]:
+        watchdog = DivergenceWatchdog(max_energy_gap=1.0)
+        watchdog.set_model(model)
+        watchdog.on_train_batch_end(0, logs)
+        assert watchdog.diverged == expected
+
+
 def test_rollback_restores_lowers_the_learning_rate_and_logs(tmp_path, caplog):
     from hat_ebm_tf.training.callbacks import TrainingDiverged
 

@@ -118,35 +118,36 @@ class CheckpointEveryEpoch(keras.callbacks.Callback):
 class DivergenceWatchdog(keras.callbacks.Callback):
     """Stop training on a non-finite tracker or an energy gap beyond a bound.
 
-    Checks the trackers after every step (the values shown by the progress
-    bar: running means over the epoch, so a NaN shows at once). On a problem
-    it stops training and keeps the message in ``self.diverged``.
+    Checks every tracker of the model after every step (the values shown by
+    the progress bar: running means over the epoch, so a NaN shows at once),
+    by the names the model's trackers (``model.metrics``) carry, so that a
+    renamed or new tracker is checked too; the gap is the model's
+    ``energy_diff_tracker``. On a problem it stops training and keeps the
+    message in ``self.diverged``.
 
     Args:
         max_energy_gap: bound on ``|energy_diff|``, or None.
-        quantities: tracker names to check for finiteness.
     """
 
-    QUANTITIES = ("loss", "energy_diff", "gen_loss", "grad_norm_latent", "grad_norm_res", "hat_grad_norm")
-
-    def __init__(self, max_energy_gap=None, quantities=QUANTITIES):
+    def __init__(self, max_energy_gap=None):
         super().__init__()
         self.max_energy_gap = max_energy_gap
-        self.quantities = quantities
         self.diverged = None
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         step = int(self.model.optimizer.iterations.numpy())
-        values = {name: as_float(logs[name]) for name in self.quantities if name in logs}
+        # Every tracker reports each step (train_step returns them all): a missing one is a bug, not a skip.
+        values = {tracker.name: as_float(logs[tracker.name]) for tracker in self.model.metrics}
         for name, value in values.items():
             if not math.isfinite(value):
                 self._stop(f"training diverged at step {step}: {name} is {value}")
                 return
-        gap = values.get("energy_diff")
+        gap_tracker = getattr(self.model, "energy_diff_tracker", None)  # HatEBM's; an Autoencoder has none
+        gap = None if gap_tracker is None else values[gap_tracker.name]
         if self.max_energy_gap is not None and gap is not None and abs(gap) > self.max_energy_gap:
             self._stop(
-                f"training diverged at step {step}: |energy_diff| = {abs(gap):.4g} exceeds "
+                f"training diverged at step {step}: |{gap_tracker.name}| = {abs(gap):.4g} exceeds "
                 f"max_energy_gap = {self.max_energy_gap:.4g}"
             )
 
