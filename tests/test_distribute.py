@@ -14,9 +14,7 @@ import yaml
 
 from hat_ebm_tf.data import DataSource, array_dataset, distributed_dataset, image_dataset
 from hat_ebm_tf.distribute import make_strategy
-from hat_ebm_tf.training.config import CONFIG_DIR
-from tests.conftest import tiny_model
-from tests.test_cli import HAT_EBM
+from tests.helpers import HAT_EBM, tiny_digits_config, tiny_model
 
 
 def _train_three_steps(strategy, weights):
@@ -113,11 +111,7 @@ def _free_ports(n):
 
 
 def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, quality_classifier):
-    config = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
-    config["networks"].update(hat_width=8, generator_width=8, latent_dim=4)
-    config["sampler"]["num_steps"] = 2
-    config["training"].update(steps=3, steps_per_epoch=3, batch_size=8, bank_size=16, strategy="multi_worker")
-    config["evaluation"] = {"num_samples": 4, "batch_size": 4}
+    config = tiny_digits_config(steps=3, steps_per_epoch=3, batch_size=8, strategy="multi_worker")
     (tmp_path / "mw.yaml").write_text(yaml.safe_dump(config))
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

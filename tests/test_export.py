@@ -37,8 +37,7 @@ from hat_ebm_tf.serving.savedmodel import (
     export_model,
 )
 from hat_ebm_tf.serving.scoring import load_scorer, ood_metrics
-from tests.conftest import tiny_model
-from tests.test_cli import HAT_EBM, hat_ebm
+from tests.helpers import HAT_EBM, hat_ebm, tiny_model
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
 SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"

@@ -7,7 +7,7 @@ from hat_ebm_tf.data import array_dataset
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork
 from hat_ebm_tf.sampler import LangevinConfig
-from tests.conftest import TINY_SAMPLER, tiny_model
+from tests.helpers import TINY_SAMPLER, tiny_model
 
 
 def _energy_gap(model, data, samples):

@@ -136,7 +136,7 @@ def test_corrupt_checkpoint_is_named(tmp_path, fixtures):
 def test_import_reference_cli_to_samples(tmp_path, fixtures, expected):
     import keras
 
-    from tests.test_cli import hat_ebm
+    from tests.helpers import hat_ebm
 
     spec = fixtures["nets"]["32_ngf64"]
     args = ["--hat", FIXTURES / spec["ebm"], "--generator", FIXTURES / spec["gen"], "--mode", "synthesis"]
@@ -166,7 +166,7 @@ def test_import_reference_cli_to_samples(tmp_path, fixtures, expected):
 
 
 def test_import_reference_cli_names_mismatches(tmp_path, fixtures):
-    from tests.test_cli import hat_ebm
+    from tests.helpers import hat_ebm
 
     spec = fixtures["nets"]["32_ngf64"]
     args = ["--hat", FIXTURES / spec["ebm"], "--generator", FIXTURES / spec["gen"], "--mode", "synthesis"]

@@ -32,7 +32,7 @@ from hat_ebm_tf.errors import (
 from hat_ebm_tf.serving.savedmodel import MAX_VERSION, MODELS_CONFIG, export_model
 from hat_ebm_tf.training.config import parse_config
 from hat_ebm_tf.training.train import run_training
-from tests.conftest import tiny_model
+from tests.helpers import tiny_model
 from tests.test_train import SIGNAL_HOOK, _history_steps, _latest_checkpoint, _train, array_config
 
 README = SIGNAL_HOOK.parents[1] / "README.md"

@@ -12,17 +12,14 @@ from PIL import Image
 
 from hat_ebm_tf.training.config import CONFIG_DIR, parse_config
 from hat_ebm_tf.training.train import run_training
+from tests.helpers import tiny_digits_config
 
 SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"
 
 
 def tiny_config(data):
-    values = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
+    values = tiny_digits_config(steps=2, steps_per_epoch=2, bank_size=8)
     values["data"] = data
-    values["networks"].update(hat_width=8, generator_width=8, latent_dim=4)
-    values["sampler"]["num_steps"] = 2
-    values["training"].update(steps=2, steps_per_epoch=2, batch_size=4, bank_size=8)
-    values["evaluation"] = {"num_samples": 4, "batch_size": 4}
     return parse_config(values)
 
 
@@ -57,21 +54,12 @@ def test_folder_and_array_sources(kind, tmp_path, rng):
     assert json.loads((tmp_path / "run" / "history.json").read_text())["step"] == [2]
 
 
-def _digits_config(**training):
-    values = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
-    values["networks"].update(hat_width=8, generator_width=8, latent_dim=4)
-    values["sampler"]["num_steps"] = 2
-    values["training"].update(batch_size=4, bank_size=16, **training)
-    values["evaluation"] = {"num_samples": 4, "batch_size": 4}
-    return values
-
-
 def array_config(root, **training):
-    """``_digits_config`` reading 64 digits from ``root/digits.npz``: no digits quality figures, so quicker."""
+    """``tiny_digits_config`` reading 64 digits from ``root/digits.npz``: no digits quality figures, so quicker."""
     from hat_ebm_tf.data import load_digits, model_range_to_uint8
 
     np.savez(root / "digits.npz", images=model_range_to_uint8(load_digits(16)[:64]))
-    values = _digits_config(**training)
+    values = tiny_digits_config(**training)
     values["data"] = {"source": str(root / "digits.npz"), "image_size": 16, "channels": 1}
     return values
 
@@ -81,7 +69,7 @@ def _train(root, run_dir, *flags, hook=()):
     import subprocess
     import sys
 
-    from tests.test_cli import HAT_EBM
+    from tests.helpers import HAT_EBM
 
     command = [sys.executable, str(SIGNAL_HOOK), *map(str, hook), "--"] if hook else [str(HAT_EBM)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -166,7 +154,7 @@ def test_injected_nan_trips_the_watchdog_and_the_last_checkpoint_loads(tmp_path)
     from hat_ebm_tf.training.callbacks import TrainingDiverged
 
     # From step 2 on the learning rate is 1e30: the weights overflow, the energies become NaN.
-    config = parse_config(_digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]]))
+    config = parse_config(tiny_digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]]))
     with pytest.raises(TrainingDiverged, match=r"training diverged at step [3-6]: \w+ is (nan|inf)") as info:
         run_training(config, tmp_path / "run", verbose=0)
     assert "ckpt-2" in str(info.value)
@@ -180,7 +168,7 @@ def test_injected_nan_trips_the_watchdog_and_the_last_checkpoint_loads(tmp_path)
 def test_the_watchdog_checks_the_trackers_by_the_names_the_model_gives_them():
     from hat_ebm_tf.model import Tracker
     from hat_ebm_tf.training.callbacks import DivergenceWatchdog
-    from tests.conftest import tiny_model
+    from tests.helpers import tiny_model
 
     model = tiny_model()
     # Renamed trackers: a list of names in the watchdog would stop checking them.
@@ -201,7 +189,7 @@ def test_the_watchdog_checks_the_trackers_by_the_names_the_model_gives_them():
 def test_rollback_restores_lowers_the_learning_rate_and_logs(tmp_path, caplog):
     from hat_ebm_tf.training.callbacks import TrainingDiverged
 
-    values = _digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]])
+    values = tiny_digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]])
     values["training"].update(on_divergence="rollback", max_rollbacks=2, rollback_lr_factor=0.5)
     with caplog.at_level("WARNING", logger="hat_ebm_tf.training"), pytest.raises(TrainingDiverged):
         run_training(parse_config(values), tmp_path / "run", verbose=0)
@@ -213,7 +201,7 @@ def test_mixed_precision_keeps_chain_state_float32(digits16):
     import keras
 
     from hat_ebm_tf.data import array_dataset
-    from tests.conftest import tiny_model
+    from tests.helpers import tiny_model
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -250,7 +238,7 @@ def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
 
     import tensorflow as tf
 
-    values = _digits_config(steps=4, steps_per_epoch=1, tensorboard_every=1)
+    values = tiny_digits_config(steps=4, steps_per_epoch=1, tensorboard_every=1)
     values["evaluation"] = {"num_samples": 4, "batch_size": 4, "every": 2, "quality_samples": 4}
     summary = run_training(parse_config(values), tmp_path / "run", verbose=0)
     run = tmp_path / "run"
