@@ -82,7 +82,9 @@ def test_sampler_rates_are_positive_and_consistent(tiny_run):
         assert positive(mixed["synthesis"]["steps_per_s"]) and positive(mixed["joint"]["steps_per_s"])
     jit = document["results"]["jit"]
     assert jit["off"] == langevin["float32"]["synthesis"]
-    assert "error" in jit["on"] or (positive(jit["on"]["steps_per_s"]) and positive(jit["speedup"]))
+    # XLA compiles the sampler on CPU (the README's figures): a failure is recorded in the report, and fails here.
+    assert "error" not in jit["on"], jit["on"]["error"]
+    assert positive(jit["on"]["steps_per_s"]) and positive(jit["speedup"])
 
 
 def test_flops_and_achieved_rates(tiny_run):

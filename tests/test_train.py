@@ -220,6 +220,8 @@ def test_mixed_precision_keeps_chain_state_float32(digits16):
 def test_every_shipped_config_builds_its_model_at_a_tiny_width(path):
     import dataclasses
 
+    from hat_ebm_tf.autoencoder import Autoencoder
+    from hat_ebm_tf.model import HatEBM
     from hat_ebm_tf.training.config import load_config
     from hat_ebm_tf.training.train import build_model
 
@@ -230,7 +232,14 @@ def test_every_shipped_config_builds_its_model_at_a_tiny_width(path):
     )
     model = build_model(config, pretrained=False)
     size, channels = config.data.image_size, config.data.channels
-    assert model(np.zeros((2, size, size, channels), "float32")).shape[0] == 2
+    images = np.zeros((2, size, size, channels), "float32")
+    if config.mode == "autoencoder":
+        assert isinstance(model, Autoencoder) and model(images).shape == images.shape
+        return
+    assert isinstance(model, HatEBM) and model.mode == config.mode and model.sampler_config == config.sampler
+    assert tuple(model.image_shape) == (size, size, channels) and model.bank_size == 8
+    assert model.energy(images).shape == (2,)
+    assert model.generate(np.zeros((2, *model.latent_shape), "float32")).shape == images.shape
 
 
 def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
