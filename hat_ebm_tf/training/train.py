@@ -312,7 +312,45 @@ def run_training(config, run_dir, verbose=1):
         check_run_dir(run_dir, config)
     else:
         check_writable_dir(out_dir, "run directory")
-    # Network initialisation is seeded too: the same config gives the same run.
+    model, checkpoint, manager, lr_scale = restore_or_initialise(config, strategy, out_dir)
+
+    source = config.data.to_source()
+
+    def dataset(step):
+        if strategy.num_replicas_in_sync > 1:
+            return distributed_dataset(strategy, source, train.batch_size, seed=config.seed, start_step=step)
+        return image_dataset(source, train.batch_size, training=True, seed=config.seed, start_step=step)
+
+    # Reading the source checks it (empty, smaller than a batch) before the run directory is written.
+    first = dataset(int(model.optimizer.iterations.numpy()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _lock(out_dir):
+        if chief:
+            _write_config(run_dir, config)
+        _remove_stale_temporaries(out_dir / RunDir.CHECKPOINTS)
+        start = time.time()
+        rollbacks = fit_with_rollback(
+            config, model, checkpoint, manager, lr_scale, first, dataset, out_dir, chief, verbose
+        )
+        summary = {"train_seconds": time.time() - start, "steps": int(model.optimizer.iterations.numpy())}
+        summary["rollbacks"] = rollbacks
+        write_outputs(model, out_dir)
+        if chief and isinstance(model, HatEBM):
+            summary.update(evaluate(config, model, run_dir))
+        return summary
+
+
+def restore_or_initialise(config, strategy, out_dir):
+    """The compiled model of ``config`` in ``strategy``'s scope: resumed from its newest intact checkpoint, or new.
+
+    Network initialisation is seeded: the same config gives the same run.
+
+    Returns:
+        ``(model, checkpoint, manager, lr_scale)``: the ``tf.train.Checkpoint``
+        of the model, its optimizers and ``lr_scale`` (the rollbacks'
+        learning-rate factor), and its ``CheckpointManager`` in ``out_dir``.
+    """
+    train = config.training
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config)
@@ -329,88 +367,107 @@ def run_training(config, run_dir, verbose=1):
             log.info("resumed from %s", resumed)
         elif isinstance(model, HatEBM):
             model.initialize_banks()
+    return model, checkpoint, manager, lr_scale
 
-    source = config.data.to_source()
 
-    def dataset(step):
-        if strategy.num_replicas_in_sync > 1:
-            return distributed_dataset(strategy, source, train.batch_size, seed=config.seed, start_step=step)
-        return image_dataset(source, train.batch_size, training=True, seed=config.seed, start_step=step)
+def _learning_rates(config, model, lr_scale):
+    """The callback that sets each optimizer's learning rate from its schedule, times ``lr_scale``."""
+    train = config.training
+    schedules = [(model.optimizer, train.hat_learning_rate)]
+    if getattr(model, "generator_optimizer", None) is not None:
+        schedules.append((model.generator_optimizer, train.generator_learning_rate))
+    return LearningRateSchedule(schedules, lr_scale)
 
-    # Reading the source checks it (empty, smaller than a batch) before the run directory is written.
-    data = dataset(int(model.optimizer.iterations.numpy()))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(out_dir):
-        if chief:
-            _write_config(run_dir, config)
-        _remove_stale_temporaries(out_dir / RunDir.CHECKPOINTS)
-        rollbacks, start = 0, time.time()
-        with StopOnSignal() as stop:
-            while (step := int(model.optimizer.iterations.numpy())) < train.steps:
-                if stop.signum is not None:  # between two fit calls: nothing trained since the last checkpoint
-                    _interrupted(stop.signum, step, None, None, manager)
-                saver = CheckpointEveryEpoch(manager, out_dir / RunDir.HISTORY, model.optimizer.iterations)
-                steps_per_epoch, epochs = next_segment(step, train.steps, train.steps_per_epoch)
-                watchdog = DivergenceWatchdog(train.max_energy_gap)
-                schedules = [(model.optimizer, train.hat_learning_rate)]
-                if "generator_optimizer" in optimizers:
-                    schedules.append((model.generator_optimizer, train.generator_learning_rate))
-                keep = KeepTrainingWeights()
-                callbacks = [LearningRateSchedule(schedules, lr_scale), watchdog, stop]
-                board = out_dir / RunDir.TENSORBOARD if train.tensorboard_every and chief else None
-                if board:
-                    callbacks.append(keras.callbacks.TensorBoard(str(board), update_freq=train.tensorboard_every))
-                    if isinstance(model, HatEBM):
-                        callbacks.append(SampleGrid(board, train.tensorboard_every))
-                evaluation = config.evaluation
-                if evaluation.every and chief:
-                    # After TensorBoard, which would log its NaN epochs; before the saver, which writes its figures.
-                    callbacks.append(
-                        QualityEvaluation(
-                            evaluation.every,
-                            evaluation.quality_samples,
-                            config.seed + 1,  # the seed of the run's samples
-                            evaluation.batch_size,
-                            evaluation.sampler,
-                            board,
-                        )
-                    )
-                callbacks += [saver, keep]
-                first_epoch = step // train.steps_per_epoch  # Keras's epoch numbers, for its logs
-                model.fit(
-                    dataset(step) if data is None else data,
-                    initial_epoch=first_epoch,
-                    epochs=first_epoch + epochs,
-                    steps_per_epoch=steps_per_epoch,
-                    callbacks=callbacks,
-                    verbose=verbose,
-                )
-                data = None
-                keep.restore()
-                if stop.signum is not None:
-                    _interrupted(stop.signum, int(model.optimizer.iterations.numpy()), saver, watchdog, manager)
-                if watchdog.diverged is None:
-                    continue
-                last = manager.latest_checkpoint
-                if train.on_divergence != "rollback" or rollbacks >= train.max_rollbacks or not last:
-                    raise TrainingDiverged(
-                        f"{watchdog.diverged}; the last good checkpoint is {manager.latest_checkpoint}"
-                    )
-                rollbacks += 1
-                scale = float(lr_scale.numpy()) * train.rollback_lr_factor
-                restored = restore_newest_intact(checkpoint, manager)  # this restores lr_scale too: set it after
-                lr_scale.assign(scale)
-                log.warning(
-                    "%s; rollback %d/%d to %s with learning rates scaled by %.4g",
-                    watchdog.diverged,
-                    rollbacks,
-                    train.max_rollbacks,
-                    restored,
-                    float(lr_scale.numpy()),
-                )
-        if step > train.steps:
-            log.warning("the run is at step %d, past training.steps=%d: nothing to train", step, train.steps)
-        return _finish(config, model, run_dir, out_dir, chief, rollbacks, start)
+
+def _logging_callbacks(config, model, out_dir, chief):
+    """The chief's TensorBoard logs, sample grids and quality evaluations, as the config asks."""
+    train, evaluation = config.training, config.evaluation
+    callbacks = []
+    board = out_dir / RunDir.TENSORBOARD if train.tensorboard_every and chief else None
+    if board:
+        callbacks.append(keras.callbacks.TensorBoard(str(board), update_freq=train.tensorboard_every))
+        if isinstance(model, HatEBM):
+            callbacks.append(SampleGrid(board, train.tensorboard_every))
+    if evaluation.every and chief:
+        # After TensorBoard, which would log its NaN epochs; before the saver, which writes its figures.
+        seed = config.seed + 1  # the seed of the run's samples
+        callbacks.append(
+            QualityEvaluation(
+                evaluation.every, evaluation.quality_samples, seed, evaluation.batch_size, evaluation.sampler, board
+            )
+        )
+    return callbacks
+
+
+def fit_with_rollback(config, model, checkpoint, manager, lr_scale, first, dataset, out_dir, chief, verbose):
+    """Train to ``training.steps`` in ``fit`` calls that end at checkpoints; roll back on a divergence.
+
+    Args:
+        config: ``ExperimentConfig``.
+        model, checkpoint, manager, lr_scale: as from ``restore_or_initialise``.
+        first: the data of the first ``fit`` call (already read, to check the source).
+        dataset: ``step → data`` from ``step`` on, for the later calls.
+        out_dir: this worker's directory (checkpoints, history).
+        chief: whether this worker writes the run directory's logs.
+        verbose: Keras verbosity.
+
+    Returns:
+        The number of rollbacks.
+
+    Raises:
+        TrainingDiverged: the watchdog stopped training (after any rollbacks).
+        TrainingInterrupted: a signal stopped training, after a checkpoint.
+    """
+    train = config.training
+    rollbacks, data = 0, first
+    with StopOnSignal() as stop:
+        while (step := int(model.optimizer.iterations.numpy())) < train.steps:
+            if stop.signum is not None:  # between two fit calls: nothing trained since the last checkpoint
+                _interrupted(stop.signum, step, None, None, manager)
+            saver = CheckpointEveryEpoch(manager, out_dir / RunDir.HISTORY, model.optimizer.iterations)
+            steps_per_epoch, epochs = next_segment(step, train.steps, train.steps_per_epoch)
+            watchdog, keep = DivergenceWatchdog(train.max_energy_gap), KeepTrainingWeights()
+            callbacks = [
+                _learning_rates(config, model, lr_scale),
+                watchdog,
+                stop,
+                *_logging_callbacks(config, model, out_dir, chief),
+                saver,
+                keep,
+            ]
+            first_epoch = step // train.steps_per_epoch  # Keras's epoch numbers, for its logs
+            model.fit(
+                dataset(step) if data is None else data,
+                initial_epoch=first_epoch,
+                epochs=first_epoch + epochs,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+            data = None
+            keep.restore()
+            if stop.signum is not None:
+                _interrupted(stop.signum, int(model.optimizer.iterations.numpy()), saver, watchdog, manager)
+            if watchdog.diverged is None:
+                continue
+            last = manager.latest_checkpoint
+            if train.on_divergence != "rollback" or rollbacks >= train.max_rollbacks or not last:
+                raise TrainingDiverged(f"{watchdog.diverged}; the last good checkpoint is {manager.latest_checkpoint}")
+            rollbacks += 1
+            scale = float(lr_scale.numpy()) * train.rollback_lr_factor
+            restored = restore_newest_intact(checkpoint, manager)  # this restores lr_scale too: set it after
+            lr_scale.assign(scale)
+            log.warning(
+                "%s; rollback %d/%d to %s with learning rates scaled by %.4g",
+                watchdog.diverged,
+                rollbacks,
+                train.max_rollbacks,
+                restored,
+                float(lr_scale.numpy()),
+            )
+    if step > train.steps:
+        log.warning("the run is at step %d, past training.steps=%d: nothing to train", step, train.steps)
+    return rollbacks
 
 
 def _interrupted(signum, step, saver, watchdog, manager):
@@ -427,13 +484,8 @@ def _interrupted(signum, step, saver, watchdog, manager):
     )
 
 
-def _finish(config, model, run_dir, out_dir, chief, rollbacks, start):
-    """Write the trained model, the training curve and (chief, HatEBM) the samples; return the summary."""
-    summary = {
-        "train_seconds": time.time() - start,
-        "steps": int(model.optimizer.iterations.numpy()),
-        "rollbacks": rollbacks,
-    }
+def write_outputs(model, out_dir):
+    """Write the trained model (its moving-average weights) and the training curve into ``out_dir``."""
     # The weights are the trained ones (KeepTrainingWeights): the model is saved with their moving averages.
     model.optimizer.finalize_variable_values(model.trainable_weights)
     model.save(out_dir / RunDir.MODEL)
@@ -441,15 +493,20 @@ def _finish(config, model, run_dir, out_dir, chief, rollbacks, start):
     if history:
         steps = history.pop("step")
         save_training_curves(steps, history, out_dir / RunDir.TRAINING_CURVE)
-    if not chief or not isinstance(model, HatEBM):
-        return summary
 
+
+def evaluate(config, model, run_dir):
+    """Draw the run's samples (``samples.npz``, ``samples.png``) and, for digits, score them (``quality.json``).
+
+    Returns:
+        dict: ``sample_seconds`` and, for digits, ``quality`` (the quality table).
+    """
     start = time.time()
     evaluation = config.evaluation
     samples = write_samples(
         model, run_dir, evaluation.num_samples, config.seed + 1, evaluation.batch_size, evaluation.sampler
     )
-    summary["sample_seconds"] = time.time() - start
+    summary = {"sample_seconds": time.time() - start}
     if config.data.to_source().kind == "digits":
         if len(samples) < 2:
             log.warning("no quality.json: its Fréchet distance needs at least 2 samples (evaluation.num_samples)")
@@ -461,5 +518,5 @@ def _finish(config, model, run_dir, out_dir, chief, rollbacks, start):
                 evaluation.num_samples, seed=config.seed + 1, batch_size=evaluation.batch_size, config=base
             )
             summary["quality"][GENERATOR_ROW] = quality_report(np.clip(generated.numpy(), -1.0, 1.0))
-            (run_dir / RunDir.QUALITY).write_text(json.dumps(summary["quality"], indent=1))
+            (Path(run_dir) / RunDir.QUALITY).write_text(json.dumps(summary["quality"], indent=1))
     return summary
