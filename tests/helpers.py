@@ -9,8 +9,9 @@ import keras
 import pytest
 import yaml
 
+from hat_ebm_tf.autoencoder import Autoencoder
 from hat_ebm_tf.model import HatEBM
-from hat_ebm_tf.networks import Generator, HatNetwork
+from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.sampler import LangevinConfig
 from hat_ebm_tf.training.config import CONFIG_DIR
 
@@ -36,6 +37,19 @@ def tiny_model(mode="synthesis", sampler=None, bank_size=32, seed=0, **kwargs):
         hat_optimizer=keras.optimizers.Adam(1e-3, use_ema=True, ema_momentum=0.9),
         generator_optimizer=keras.optimizers.Adam(1e-3) if mode == "synthesis" else None,
     )
+    return model
+
+
+def tiny_autoencoder(latent_noise=0.02, seed=0, optimizer=None):
+    """A compiled 16×16×1 ``Autoencoder`` of width 8 with an 8×8×1 latent grid (default optimizer: Adam 3e-3)."""
+    model = Autoencoder(
+        RetrofitEncoder(width=8, channels=1, image_size=16),
+        RetrofitDecoder(width=8, channels=1, latent_shape=(8, 8, 1)),
+        latent_noise=latent_noise,
+        loss_factor=1000.0,
+        seed=seed,
+    )
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(3e-3))
     return model
 
 

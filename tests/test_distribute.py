@@ -14,7 +14,7 @@ import yaml
 
 from hat_ebm_tf.data import DataSource, array_dataset, distributed_dataset, image_dataset
 from hat_ebm_tf.distribute import make_strategy
-from tests.helpers import HAT_EBM, tiny_digits_config, tiny_model
+from tests.helpers import HAT_EBM, tiny_autoencoder, tiny_digits_config, tiny_model
 
 
 def _train_three_steps(strategy, weights):
@@ -45,18 +45,9 @@ def test_mirrored_two_devices_equals_one_device():
 
 
 def _train_autoencoder(strategy, digits, weights=None):
-    from hat_ebm_tf.autoencoder import Autoencoder
-    from hat_ebm_tf.networks import RetrofitDecoder, RetrofitEncoder
-
     with strategy.scope():
         # A large latent noise: the noise, not the data, decides where the weights go.
-        model = Autoencoder(
-            RetrofitEncoder(width=8, channels=1, image_size=16),
-            RetrofitDecoder(width=8, channels=1, latent_shape=(8, 8, 1)),
-            latent_noise=0.5,
-            seed=3,
-        )
-        model.compile(optimizer=keras.optimizers.SGD(1e-3))
+        model = tiny_autoencoder(latent_noise=0.5, seed=3, optimizer=keras.optimizers.SGD(1e-3))
         if weights is not None:
             model.set_weights(weights)
     model.fit(array_dataset(digits, 8, seed=1), steps_per_epoch=2, epochs=1, verbose=0)

@@ -19,6 +19,48 @@ import numpy as np
 from hat_ebm_tf.training.run_dir import RunDir
 
 
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """The reference set: a data source, and a statistics file that caches its features' statistics.
+
+    Attributes:
+        data: a data source spec (``parse_source``: ``digits:held_out``,
+            ``tfds:NAME[:SPLIT]``, a folder, a ``.npz``/``.npy`` file), or
+            None when ``stats`` exists.
+        data_dir: the TFDS data directory, or None.
+        stats: a statistics ``.npz`` (``mu``, ``sigma``, KID features): loaded
+            if it exists, else computed and written; None: computed, not kept.
+        num: use at most this many reference images (None: all).
+    """
+
+    data: str | None = None
+    data_dir: str | None = None
+    stats: str | None = None
+    num: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FidSettings:
+    """How many samples are drawn and how KID is estimated.
+
+    Attributes:
+        num: number of samples (>= 2, for a covariance).
+        seed: sampling seed; chain ``i`` uses the row seed ``(seed, i)`` as
+            ``HatEBM.sample`` does; also the seed of KID's draws.
+        batch_size: chains (and data images) per batch.
+        kid_subsets: KID rounds.
+        kid_subset_size: KID rows per round.
+        kid_pool: feature rows kept per set for KID (a uniform random subset).
+    """
+
+    num: int = 50000
+    seed: int = 0
+    batch_size: int = 250
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    kid_pool: int = 10000
+
+
 def default_record_path(model, dump_samples=None):
     """Where the record goes by default: ``NAME.fid.json`` next to ``dump_samples``, else ``fid.json`` by the model.
 
@@ -83,19 +125,14 @@ def compute_reference(source, extractor, batch_size, ref_num, kid_pool, seed):
     return moments, reservoir
 
 
-def reference_statistics(extractor, image_shape, *, data, data_dir, ref_stats, ref_num, batch_size, kid_pool, seed):
-    """Load ``ref_stats`` or compute (and cache there) the data's statistics.
+def reference_statistics(extractor, image_shape, reference, settings):
+    """Load ``reference.stats``, or compute (and cache there) the statistics of ``reference.data``.
 
     Args:
         extractor: the ``FeatureExtractor``.
         image_shape: the model's ``(H, W, C)``, which the data is read at.
-        data: a data source spec (``parse_source``), or None when ``ref_stats`` exists.
-        data_dir: the TFDS data directory, or None.
-        ref_stats: a statistics ``.npz`` path (loaded if it exists, else written), or None.
-        ref_num: use at most this many reference images (None: all).
-        batch_size: data images per batch.
-        kid_pool: feature rows kept for KID.
-        seed: the seed of the KID reservoir.
+        reference: ``Reference``.
+        settings: ``FidSettings`` (batch size, KID pool and seed).
 
     Returns:
         ``(stats, info)``: stats as from ``load_statistics``; info for the record.
@@ -103,9 +140,10 @@ def reference_statistics(extractor, image_shape, *, data, data_dir, ref_stats, r
     from hat_ebm_tf.data import parse_source
     from hat_ebm_tf.metrics import load_statistics, save_statistics
 
+    data, ref_stats = reference.data, reference.stats
     source = None
     if data:
-        source = parse_source(data, image_shape[0], image_shape[2], data_dir=data_dir)
+        source = parse_source(data, image_shape[0], image_shape[2], data_dir=reference.data_dir)
     cached = ref_stats is not None and Path(ref_stats).is_file()
     start = time.perf_counter()
     if cached:
@@ -114,7 +152,9 @@ def reference_statistics(extractor, image_shape, *, data, data_dir, ref_stats, r
     else:
         if source is None:
             raise ValueError("give --data, or --ref-stats naming an existing statistics file")
-        moments, reservoir = compute_reference(source, extractor, batch_size, ref_num, kid_pool, seed)
+        moments, reservoir = compute_reference(
+            source, extractor, settings.batch_size, reference.num, settings.kid_pool, settings.seed
+        )
         metadata = {"features": extractor.info, "data": data, "source": _source_key(source)}
         stats = {
             "mu": moments.mean,
@@ -160,18 +200,15 @@ class SampleDump:
             os.unlink(self._scratch)
 
 
-def sample_statistics(model, config, extractor, dump, *, num, seed, batch_size, kid_pool):
-    """Draw ``num`` samples batch by batch: ``(StreamingMoments, FeatureReservoir, wall times)``.
+def sample_statistics(model, config, extractor, dump, settings):
+    """Draw ``settings.num`` samples batch by batch: ``(StreamingMoments, FeatureReservoir, wall times)``.
 
     Args:
         model: the ``HatEBM``.
         config: the ``LangevinConfig`` to sample with.
         extractor: the ``FeatureExtractor``.
         dump: a ``SampleDump`` the uint8 samples are written to, or None.
-        num: number of samples.
-        seed: chain ``i`` uses the row seed ``(seed, i)``, as ``HatEBM.sample`` does.
-        batch_size: chains per batch.
-        kid_pool: feature rows kept for KID.
+        settings: ``FidSettings``.
     """
     import keras
 
@@ -179,7 +216,8 @@ def sample_statistics(model, config, extractor, dump, *, num, seed, batch_size, 
     from hat_ebm_tf.metrics import FeatureReservoir, StreamingMoments
     from hat_ebm_tf.sampler import row_seeds
 
-    moments, reservoir = StreamingMoments(), FeatureReservoir(kid_pool, seed)
+    num, seed, batch_size = settings.num, settings.seed, settings.batch_size
+    moments, reservoir = StreamingMoments(), FeatureReservoir(settings.kid_pool, seed)
     times = {"sampling": 0.0, "sample_features": 0.0}
     print(f"sampling {num} images, {config.num_steps} Langevin steps:")
     progbar = keras.utils.Progbar(num, unit_name="sample")
@@ -200,38 +238,16 @@ def sample_statistics(model, config, extractor, dump, *, num, seed, batch_size, 
     return moments, reservoir, {k: round(v, 3) for k, v in times.items()}
 
 
-def fid_record(
-    model,
-    config,
-    extractor,
-    *,
-    model_path,
-    num,
-    seed,
-    batch_size,
-    data,
-    data_dir,
-    ref_stats,
-    ref_num,
-    kid_pool,
-    kid_subsets,
-    kid_subset_size,
-    dump_samples,
-    started=None,
-):
-    """FID and KID of ``num`` samples of ``model`` against a data set, as a JSON-ready record.
+def fid_record(model, config, extractor, model_path, reference, settings, dump_samples=None, started=None):
+    """FID and KID of ``settings.num`` samples of ``model`` against a reference set, as a JSON-ready record.
 
     Args:
         model: the ``HatEBM``.
         config: the ``LangevinConfig`` to sample with.
         extractor: the ``FeatureExtractor`` (e.g. ``load_feature_extractor("inception")``).
         model_path: the run directory or ``.keras`` file ``model`` came from, for the record.
-        num: number of samples (>= 2).
-        seed: sampling seed; chain ``i`` uses ``(seed, i)``.
-        batch_size: chains (and data images) per batch.
-        data, data_dir, ref_stats, ref_num: the reference, as ``reference_statistics`` takes it.
-        kid_pool: feature rows kept per set for KID.
-        kid_subsets, kid_subset_size: KID rounds, and rows per round.
+        reference: ``Reference``.
+        settings: ``FidSettings``.
         dump_samples: a ``.npz`` the uint8 samples are written to (array ``images``), or None.
         started: ``time.perf_counter()`` when the caller started, for the total wall time (default: now).
 
@@ -248,24 +264,13 @@ def fid_record(
     from hat_ebm_tf.metrics import frechet_distance, kernel_inception_distance
 
     start = time.perf_counter() if started is None else started
+    num, seed = settings.num, settings.seed
     if num < 2:
         raise ValueError(f"--num {num}: a covariance needs at least 2 samples")
-    reference, reference_info = reference_statistics(
-        extractor,
-        model.image_shape,
-        data=data,
-        data_dir=data_dir,
-        ref_stats=ref_stats,
-        ref_num=ref_num,
-        batch_size=batch_size,
-        kid_pool=kid_pool,
-        seed=seed,
-    )
+    stats, reference_info = reference_statistics(extractor, model.image_shape, reference, settings)
     dump = SampleDump(dump_samples, num, model.image_shape) if dump_samples else None
     try:
-        moments, reservoir, times = sample_statistics(
-            model, config, extractor, dump, num=num, seed=seed, batch_size=batch_size, kid_pool=kid_pool
-        )
+        moments, reservoir, times = sample_statistics(model, config, extractor, dump, settings)
     except BaseException:
         if dump is not None:
             dump.close(keep=False)
@@ -273,14 +278,13 @@ def fid_record(
     if dump is not None:
         dump.close(keep=True)
     tick = time.perf_counter()
-    fid = frechet_distance(moments.mean, moments.covariance, reference["mu"], reference["sigma"])
+    fid = frechet_distance(moments.mean, moments.covariance, stats["mu"], stats["sigma"])
     kid = None
-    if reference["kid_features"] is not None:
-        mean, std = kernel_inception_distance(
-            reservoir.features, reference["kid_features"], kid_subsets, kid_subset_size, seed
-        )
-        subset = min(kid_subset_size, len(reservoir.features), len(reference["kid_features"]))
-        kid = {"mean": mean, "std": std, "subsets": kid_subsets, "subset_size": subset, "pool": kid_pool}
+    if stats["kid_features"] is not None:
+        subsets, size = settings.kid_subsets, settings.kid_subset_size
+        mean, std = kernel_inception_distance(reservoir.features, stats["kid_features"], subsets, size, seed)
+        subset = min(size, len(reservoir.features), len(stats["kid_features"]))
+        kid = {"mean": mean, "std": std, "subsets": subsets, "subset_size": subset, "pool": settings.kid_pool}
     times["fid_kid"] = round(time.perf_counter() - tick, 3)
     checkpoint = RunDir.model_file(model_path)
     return {
@@ -288,7 +292,7 @@ def fid_record(
         "kid": kid,
         "num_samples": num,
         "seed": seed,
-        "batch_size": batch_size,
+        "batch_size": settings.batch_size,
         "sampler": config.to_dict(),
         "model": {
             "path": os.fspath(checkpoint),

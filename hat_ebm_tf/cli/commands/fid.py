@@ -70,7 +70,7 @@ def run(args):
         )
     if args.ref_stats is not None and not Path(args.ref_stats).parent.is_dir():
         raise ValueError(f"--ref-stats {args.ref_stats}: no directory {os.fspath(Path(args.ref_stats).parent)!r}")
-    from hat_ebm_tf.evaluation.fid import default_record_path, fid_record, format_kid
+    from hat_ebm_tf.evaluation.fid import FidSettings, Reference, default_record_path, fid_record, format_kid
     from hat_ebm_tf.training.outputs import output_file
 
     # The outputs, checked before the long sampling; an earlier result is replaced only with --overwrite.
@@ -88,24 +88,9 @@ def run(args):
     # First, so that a missing Inception file (InceptionNotFoundError) stops the command before any sampling.
     extractor = load_feature_extractor(args.features, args.feature_batch_size)
     model, config = load_model_and_sampler(args.model, args)
-    record = fid_record(
-        model,
-        config,
-        extractor,
-        model_path=args.model,
-        num=args.num,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        data=args.data,
-        data_dir=args.data_dir,
-        ref_stats=args.ref_stats,
-        ref_num=args.ref_num,
-        kid_pool=args.kid_pool,
-        kid_subsets=args.kid_subsets,
-        kid_subset_size=args.kid_subset_size,
-        dump_samples=dump_samples,
-        started=start,
-    )
+    reference = Reference(data=args.data, data_dir=args.data_dir, stats=args.ref_stats, num=args.ref_num)
+    settings = FidSettings(args.num, args.seed, args.batch_size, args.kid_subsets, args.kid_subset_size, args.kid_pool)
+    record = fid_record(model, config, extractor, args.model, reference, settings, dump_samples, started=start)
     record["command"] = ["hat-ebm", *sys.argv[1:]]
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"FID {record['fid']:.4f}")
