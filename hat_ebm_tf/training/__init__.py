@@ -1,1 +1,2 @@
-"""Training entry point, configs and command line of hat_ebm_tf."""
+"""The training side: configs (``config``), the training job (``train``), its callbacks, outputs and plots, and
+the run directory (``run_dir.RunDir``)."""
