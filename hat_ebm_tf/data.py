@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from hat_ebm_tf.errors import DataError
+from hat_ebm_tf.validation import check_image_array
 
 TFDS_BUILDERS = ("cifar10", "celeb_a", "imagenet2012", "svhn_cropped", "cifar100")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -286,13 +287,9 @@ def read_array_file(path):
 
 def load_array(path):
     """uint8 ``[N, H, W, C]`` images from a ``.npy`` file or a ``.npz`` file (array ``images``)."""
-    images = read_array_file(path)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise DataError(
-            f"array file {os.fspath(path)!r}: expected uint8 images [N, H, W, 1 or 3], "
-            f"got {images.dtype} {list(images.shape)}"
-        )
-    return images
+    return check_image_array(
+        read_array_file(path), f"array file {os.fspath(path)!r}", pixels_only=True, error=DataError
+    )
 
 
 def _raw_elements(source):

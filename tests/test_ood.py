@@ -79,8 +79,12 @@ def test_load_images_reads_npz_and_npy(tmp_path):
     ("name", "content", "message"),
     [
         ("x.npz", {"pixels": np.zeros((1, 4, 4, 1), np.uint8)}, r"no array 'images' \(arrays: \['pixels'\]\)"),
-        ("x.npy", np.zeros((4, 4, 1), np.uint8), r"shape \[4, 4, 1\]; expected a non-empty \[N, H, W, C\]"),
-        ("x.npy", np.zeros((1, 4, 4, 1), np.int32), "dtype int32; expected uint8 pixels or floats in"),
+        (
+            "x.npy",
+            np.zeros((4, 4, 1), np.uint8),
+            r"float images in \[-1, 1\] \[N, H, W, 1 or 3\] with N > 0, got uint8 \[4,",
+        ),
+        ("x.npy", np.zeros((1, 4, 4, 1), np.int32), r"expected uint8 images or float images in \[-1, 1\].*got int32"),
         ("x.npy", np.full((1, 4, 4, 1), 255.0), r"float images must be in \[-1, 1\], got values in \[255, 255\]"),
         ("x.txt", None, "unsupported data file"),
         ("bad.npz", None, r"bad\.npz' is neither a \.npy nor a \.npz file"),

@@ -17,25 +17,13 @@ def load_images(path):
     Raises:
         DataError: missing or unreadable file, unknown format, or images of the wrong rank, dtype or range.
     """
-    import numpy as np
-
     from hat_ebm_tf.data import read_array_file
     from hat_ebm_tf.errors import DataError
+    from hat_ebm_tf.validation import check_image_array
 
     if Path(path).suffix not in (".npz", ".npy"):
         raise DataError(f"{path}: unsupported data file; expected .npy, or .npz with an array 'images'")
-    images = read_array_file(path)
-    if images.ndim != 4 or not len(images):
-        raise DataError(f"{path}: images have shape {list(images.shape)}; expected a non-empty [N, H, W, C]")
-    if images.dtype == np.uint8:
-        return images
-    if not np.issubdtype(images.dtype, np.floating):
-        raise DataError(f"{path}: images have dtype {images.dtype}; expected uint8 pixels or floats in [-1, 1]")
-    images = images.astype(np.float32, copy=False)
-    low, high = float(images.min()), float(images.max())
-    if not (-1.0 <= low and high <= 1.0):
-        raise DataError(f"{path}: float images must be in [-1, 1], got values in [{low:g}, {high:g}]")
-    return images
+    return check_image_array(read_array_file(path), path, error=DataError)
 
 
 def format_report(report):
