@@ -1,12 +1,14 @@
 """The installed layout: one top-level import package, shipped configs by name, light imports, no cycles.
 
-The wheel is built from this checkout with setuptools' PEP 517 backend (as
-``pip install .`` builds it, without the network) and unpacked into a folder
-that a fresh interpreter imports from, as a non-editable install does.
+The wheel is built from a copy of this checkout with setuptools' PEP 517
+backend (as ``pip install .`` builds it, without the network) and unpacked
+into a folder that a fresh interpreter imports from, as a non-editable install
+does.
 """
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -37,10 +39,14 @@ def _python(code, *args, cwd, **env):
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    """The wheel of this checkout, as ``pip install .`` builds it."""
-    out = tmp_path_factory.mktemp("wheel")
+    """The wheel of this checkout, as ``pip install .`` builds it (from a clean copy: no stale build/ folder)."""
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    for name in ("setup.py", "README.md", "requirements.txt", "MANIFEST.in"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("hat_ebm_tf", "training"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     code = "import sys\nfrom setuptools import build_meta\nprint(build_meta.build_wheel(sys.argv[1]))"
-    name = _python(code, out, cwd=ROOT).strip().splitlines()[-1]
+    name = _python(code, out, cwd=source).strip().splitlines()[-1]
     return out / name
 
 
