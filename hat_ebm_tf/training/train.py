@@ -443,6 +443,7 @@ def fit_with_rollback(config, model, checkpoint, manager, lr_scale, first, datas
                 steps_per_epoch=steps_per_epoch,
                 callbacks=callbacks,
                 verbose=verbose,
+                shuffle=False,  # the pipeline shuffles (strategy-safe); Keras would only warn
             )
             data = None
             keep.restore()
