@@ -1,16 +1,24 @@
-"""Install hat_ebm_tf, its training, export and benchmarks packages, and the `hat-ebm` command."""
+"""Install the ``hat_ebm_tf`` package (its only top-level import name), its shipped configs and ``hat-ebm``."""
 
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
-PACKAGES = ("hat_ebm_tf", "training", "export", "benchmarks")
+# The runtime requirements only; test tools and the TF Serving protos are the extras below.
 REQUIREMENTS = [
     line.strip()
     for line in (HERE / "requirements.txt").read_text().splitlines()
     if line.strip() and not line.startswith("#")
 ]
+EXTRAS = {
+    # Test tools: `pip install '.[test,serving]'` then `pytest` (the README's test command, and CI's).
+    # setuptools and wheel: tests/test_layout.py builds the wheel as `pip install .` does.
+    "test": ["pytest>=7.4", "setuptools>=61", "wheel"],
+    # TF Serving protos for the export's warm-up requests and models.config; they need TensorFlow 2.21.
+    "serving": ["tensorflow-serving-api>=2.21,<2.22"],
+}
+CONFIGS = "hat_ebm_tf.training.configs"
 
 setup(
     name="hat-ebm-tf",
@@ -20,8 +28,11 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=[pattern for name in PACKAGES for pattern in (name, f"{name}.*")]),
-    package_data={"training": ["configs/*.yaml"]},
+    packages=[*find_packages(include=["hat_ebm_tf", "hat_ebm_tf.*"]), CONFIGS],
+    # The experiment configs stay in the repository's training/configs/ and install as package data.
+    package_dir={CONFIGS: "training/configs"},
+    package_data={CONFIGS: ["*.yaml"]},
     install_requires=REQUIREMENTS,
-    entry_points={"console_scripts": ["hat-ebm=training.cli:main"]},
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["hat-ebm=hat_ebm_tf.cli:main"]},
 )

@@ -1,29 +1,55 @@
 """Hat EBM (Hill, Nijkamp, Mitchell, Pang, Zhu; NeurIPS 2022) in TensorFlow/Keras 3.
 
-Importing the package registers every serializable layer and model, so
-``keras.saving.load_model`` can read ``.keras`` files written by it.
+The package is lazy: ``import hat_ebm_tf`` imports neither TensorFlow nor
+Keras, and a name below (``hat_ebm_tf.HatEBM``, ...) imports its module on
+first use. So ``hat_ebm_tf.serving`` (TensorFlow and NumPy only) and the
+``hat-ebm`` parser (``--help``) stay light. ``register_keras_classes()``
+imports every module with serializable layers and models, so that
+``keras.saving.load_model`` can read any ``.keras`` file written by this package.
+
+Subpackages: ``training`` (configs, the training job, run directories),
+``serving`` (SavedModel export and scoring), ``evaluation`` (digits quality,
+FID/KID, OOD), ``cli`` (the ``hat-ebm`` command) and ``benchmarks``.
 """
 
-from hat_ebm_tf.autoencoder import Autoencoder
-from hat_ebm_tf.layers import DownBlock, SphereProjection, UpBlock
-from hat_ebm_tf.model import MODES, HatEBM
-from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
-from hat_ebm_tf.sampler import LangevinConfig, LangevinResult, langevin
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MODES",
-    "Autoencoder",
-    "DownBlock",
-    "Generator",
-    "HatEBM",
-    "HatNetwork",
-    "LangevinConfig",
-    "LangevinResult",
-    "RetrofitDecoder",
-    "RetrofitEncoder",
-    "SphereProjection",
-    "UpBlock",
-    "langevin",
-]
+# Public name → the module that defines it.
+_EXPORTS = {
+    "Autoencoder": "hat_ebm_tf.autoencoder",
+    "DownBlock": "hat_ebm_tf.layers",
+    "SphereProjection": "hat_ebm_tf.layers",
+    "UpBlock": "hat_ebm_tf.layers",
+    "MODES": "hat_ebm_tf.model",
+    "HatEBM": "hat_ebm_tf.model",
+    "Generator": "hat_ebm_tf.networks",
+    "HatNetwork": "hat_ebm_tf.networks",
+    "RetrofitDecoder": "hat_ebm_tf.networks",
+    "RetrofitEncoder": "hat_ebm_tf.networks",
+    "LangevinConfig": "hat_ebm_tf.sampler",
+    "LangevinResult": "hat_ebm_tf.sampler",
+    "langevin": "hat_ebm_tf.sampler",
+}
+
+__all__ = sorted([*_EXPORTS, "register_keras_classes"])
+
+
+def register_keras_classes():
+    """Import every module that registers serializable Keras classes (layers, networks, models)."""
+    for module in ("hat_ebm_tf.networks", "hat_ebm_tf.autoencoder"):  # these import layers and model
+        importlib.import_module(module)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hat_ebm_tf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_EXPORTS})

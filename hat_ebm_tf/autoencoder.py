@@ -9,6 +9,8 @@ import tensorflow as tf
 from hat_ebm_tf.distribute import replica_info
 from hat_ebm_tf.layers import PACKAGE
 from hat_ebm_tf.model import Tracker
+from hat_ebm_tf.rng import STREAM_AUTOENCODER_NOISE, stateless_row_normal, step_seed
+from hat_ebm_tf.sampler import row_seeds
 from hat_ebm_tf.validation import check_images
 
 
@@ -59,11 +61,14 @@ class Autoencoder(keras.Model):
         images = check_images(data, self.image_shape, "Autoencoder.train_step", value_range=(-1.0, 1.0))
         replica, num_replicas = replica_info()
         step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
-        seed = tf.stack([tf.constant(self.seed, tf.int64), step * 1024 + tf.cast(replica, tf.int64)])
+        batch = tf.cast(tf.shape(images)[0], tf.int64)
+        # Per-row seeds on the global row index (as HatEBM.train_step): the same noise on 1 or N replicas.
+        seeds = row_seeds(step_seed(self.seed, step), batch, offset=tf.cast(replica, tf.int64) * batch)
         variables = self.trainable_weights
         with tf.GradientTape() as tape:
             latents = self.encoder(images)
-            noisy = latents + self.latent_noise * tf.random.stateless_normal(tf.shape(latents), seed=seed)
+            noise = stateless_row_normal(seeds, STREAM_AUTOENCODER_NOISE, latents.shape[1:])
+            noisy = latents + self.latent_noise * noise
             recon = tf.cast(self.decoder(noisy, training=True), tf.float32)
             loss = self.loss_factor * tf.reduce_mean(tf.square(recon - images))
             scaled = loss / num_replicas

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from hat_ebm_tf.errors import DataError
+from hat_ebm_tf.validation import check_image_array
 
 TFDS_BUILDERS = ("cifar10", "celeb_a", "imagenet2012", "svhn_cropped", "cifar100")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -286,13 +287,9 @@ def read_array_file(path):
 
 def load_array(path):
     """uint8 ``[N, H, W, C]`` images from a ``.npy`` file or a ``.npz`` file (array ``images``)."""
-    images = read_array_file(path)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise DataError(
-            f"array file {os.fspath(path)!r}: expected uint8 images [N, H, W, 1 or 3], "
-            f"got {images.dtype} {list(images.shape)}"
-        )
-    return images
+    return check_image_array(
+        read_array_file(path), f"array file {os.fspath(path)!r}", pixels_only=True, error=DataError
+    )
 
 
 def _raw_elements(source):
@@ -423,7 +420,8 @@ def distributed_dataset(strategy, source, global_batch_size, seed=0, start_step=
 def array_dataset(images, batch_size, training=True, seed=0):
     """A ``tf.data`` pipeline over an in-memory ``[N, H, W, C]`` float array in [-1, 1].
 
-    Training pipelines shuffle (seeded), repeat, batch with drop-remainder and
+    Training pipelines shuffle (seeded, with the strategy-safe stateless
+    permutation of ``image_dataset``), repeat, batch with drop-remainder and
     prefetch; evaluation pipelines batch in order and keep the remainder.
     """
     images = np.asarray(images, dtype=np.float32)
@@ -431,8 +429,6 @@ def array_dataset(images, batch_size, training=True, seed=0):
         raise ValueError(f"array_dataset: images have shape {images.shape}; expected [N, H, W, C]")
     if training and len(images) < batch_size:
         raise ValueError(f"array_dataset: {len(images)} images cannot fill one batch of {batch_size}")
-    ds = tf.data.Dataset.from_tensor_slices(images)
-    if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = _permuted_epochs(images, seed) if training else tf.data.Dataset.from_tensor_slices(images)
     ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)

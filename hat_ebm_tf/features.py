@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from hat_ebm_tf.errors import ModelFileError
+from hat_ebm_tf.validation import check_image_array
 
 INCEPTION_URL = "https://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 INCEPTION_FILE = "classify_image_graph_def.pb"
@@ -60,14 +61,7 @@ class FeatureExtractor:
         self.batch_size = batch_size
 
     def __call__(self, images):
-        images = np.asarray(images)
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-            raise ValueError(
-                f"feature extractor {self.info['kind']}: expected uint8 images [N, H, W, 1 or 3] in [0, 255], "
-                f"got {images.dtype} {list(images.shape)}"
-            )
-        if len(images) == 0:
-            raise ValueError(f"feature extractor {self.info['kind']}: no images")
+        images = check_image_array(images, f"feature extractor {self.info['kind']}", pixels_only=True)
         if self.channels == 3 and images.shape[-1] == 1:
             # TTUR feeds RGB; a grey image is the same grey level in each channel.
             images = np.repeat(images, 3, axis=-1)

@@ -20,11 +20,11 @@ import tensorflow as tf
 from hat_ebm_tf.distribute import all_gather, replica_info, scatter_rows
 from hat_ebm_tf.layers import PACKAGE
 from hat_ebm_tf.losses import generator_regression_loss, maximum_likelihood_loss
+from hat_ebm_tf.rng import SALT_BANK_LATENTS, SALT_DATA_NOISE, step_seed
 from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_normal, row_seeds
 from hat_ebm_tf.validation import check_images
 
 MODES = ("synthesis", "refine", "retrofit")
-_SALT_DATA_NOISE = 5
 
 
 def _checked_seeds(seeds, method):
@@ -315,7 +315,7 @@ class HatEBM(keras.Model):
         if self.mode != "synthesis":
             return
         seeds = row_seeds(self.seed, self.bank_size, offset=0)
-        latents = row_normal(seeds, self.latent_shape, salt=7)
+        latents = row_normal(seeds, self.latent_shape, salt=SALT_BANK_LATENTS)
         images = tf.concat(
             [self.generate(latents[i : i + batch_size]) for i in range(0, self.bank_size, batch_size)], 0
         )
@@ -374,6 +374,29 @@ class HatEBM(keras.Model):
         return run
 
     def train_step(self, data):
+        """One training step of paper Alg. 1: sample, energy update, generator update, bank update, trackers."""
+        data = self._checked_batch(data)
+        replica_id, num_replicas = replica_info()
+        batch = tf.shape(data)[0]
+        step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
+        # Per-row seeds on the global row index: every replica draws other
+        # rows, and a run gives the same numbers on 1 or N replicas.
+        seeds = row_seeds(
+            step_seed(self.seed, step), batch, offset=tf.cast(replica_id, tf.int64) * tf.cast(batch, tf.int64)
+        )
+        chains = self._sample_chains(seeds)
+        samples = tf.stop_gradient(chains.images)
+        loss, energy_diff, hat_grad_norm = self._energy_update(data, samples, seeds, num_replicas)
+        gen_loss = tf.constant(0.0)
+        if self.mode == "synthesis":
+            indices = self.bank_indices(step, batch * num_replicas)
+            own = indices[replica_id * batch : (replica_id + 1) * batch]
+            gen_loss = self._generator_update(own, num_replicas)
+            self._bank_update(indices, chains.latents, samples)
+        return self._update_trackers(loss, energy_diff, gen_loss, hat_grad_norm, chains)
+
+    def _checked_batch(self, data):
+        """The training batch ``[B, H, W, C]`` in [-1, 1], checked (a ValueError naming the problem)."""
         # Keras 3 + MultiWorkerMirroredStrategy (keras #20585, TF #72388): the
         # dataset yields images only, and all metrics returned are scalars.
         if isinstance(data, (tuple, list, dict)):
@@ -382,26 +405,22 @@ class HatEBM(keras.Model):
                 f"{type(data).__name__}; map it with `lambda x, *_: x`"
             )
         data = check_images(data, self.image_shape, "HatEBM.train_step", value_range=(-1.0, 1.0))
-        replica_id, num_replicas = replica_info()
+        num_replicas = replica_info()[1]
         if self.mode == "synthesis" and data.shape[0] is not None and data.shape[0] * num_replicas > self.bank_size:
             raise ValueError(
                 f"HatEBM.train_step: bank_size={self.bank_size} is smaller than the global batch "
                 f"{data.shape[0] * num_replicas}"
             )
-        batch = tf.shape(data)[0]
-        step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
-        # Per-row seeds on the global row index: every replica draws other
-        # rows, and a run gives the same numbers on 1 or N replicas.
-        step_seed = tf.constant(self.seed, tf.int64) * 1_000_000_007 + step
-        seeds = row_seeds(step_seed, batch, offset=tf.cast(replica_id, tf.int64) * tf.cast(batch, tf.int64))
+        return data
 
-        # 1. Sample from fresh chains (paper Eq. 5 / Alg. 1).
+    def _sample_chains(self, seeds):
+        """1. Sample from fresh chains (paper Eq. 5 / Alg. 1): a ``LangevinResult``."""
         latents, residuals = initial_state(seeds, self.latent_shape, self.image_shape, self.sampler_config)
-        chains = self._chains(latents, residuals, seeds, self.sampler_config)
-        samples = tf.stop_gradient(chains.images)
+        return self._chains(latents, residuals, seeds, self.sampler_config)
 
-        # 2. Energy update: maximum likelihood (paper Eq. 2).
-        noisy = data + self.data_epsilon * row_normal(seeds, self.image_shape, _SALT_DATA_NOISE)
+    def _energy_update(self, data, samples, seeds, num_replicas):
+        """2. Energy update: maximum likelihood (paper Eq. 2); ``(loss, energy_diff, hat_grad_norm)``."""
+        noisy = data + self.data_epsilon * row_normal(seeds, self.image_shape, SALT_DATA_NOISE)
         hat_vars = self.hat.trainable_weights
         with tf.GradientTape() as tape:
             loss, energy_diff = maximum_likelihood_loss(
@@ -414,30 +433,35 @@ class HatEBM(keras.Model):
         if self.max_grad_norm is not None:
             grads = [tf.clip_by_norm(g, self.max_grad_norm) for g in grads]
         self.optimizer.apply_gradients(zip(grads, hat_vars, strict=True))
+        return loss, energy_diff, hat_grad_norm
 
-        # 3. Generator update (synthesis): regress G(z) onto refined samples
-        #    stored in the persistent banks (cooperative learning).
-        gen_loss = tf.constant(0.0)
-        if self.mode == "synthesis":
-            indices = self.bank_indices(step, batch * num_replicas)
-            own = indices[replica_id * batch : (replica_id + 1) * batch]
-            gen_vars = self.generator.trainable_weights
-            with tf.GradientTape() as tape:
-                gen_loss = generator_regression_loss(
-                    self.generator(tf.gather(self.bank_latents, own), training=False),
-                    tf.gather(self.bank_images, own),
-                    self.gen_loss_factor,
-                )
-                scaled = self.generator_optimizer.scale_loss(gen_loss / num_replicas)
-            self.generator_optimizer.apply_gradients(zip(tape.gradient(scaled, gen_vars), gen_vars, strict=True))
+    def _generator_update(self, own, num_replicas):
+        """3. Generator update (synthesis): regress ``G(z)`` onto the refined samples of bank rows ``own``.
 
-            # 4. Bank update: this step's (z, G(z) + y) at the drawn indices.
-            #    Every replica writes the same gathered global batch.
-            rows = indices[:, None]
-            scatter_rows(self.bank_latents.value, rows, all_gather(chains.latents))
-            scatter_rows(self.bank_images.value, rows, all_gather(samples))
+        Cooperative learning: the banks hold earlier steps' ``(z, G(z) + y)``.
+        """
+        gen_vars = self.generator.trainable_weights
+        with tf.GradientTape() as tape:
+            gen_loss = generator_regression_loss(
+                self.generator(tf.gather(self.bank_latents, own), training=False),
+                tf.gather(self.bank_images, own),
+                self.gen_loss_factor,
+            )
+            scaled = self.generator_optimizer.scale_loss(gen_loss / num_replicas)
+        self.generator_optimizer.apply_gradients(zip(tape.gradient(scaled, gen_vars), gen_vars, strict=True))
+        return gen_loss
 
-        # 5. Trackers (unscaled values).
+    def _bank_update(self, indices, latents, samples):
+        """4. Bank update: this step's ``(z, G(z) + y)`` at the drawn global ``indices``.
+
+        Every replica writes the same gathered global batch.
+        """
+        rows = indices[:, None]
+        scatter_rows(self.bank_latents.value, rows, all_gather(latents))
+        scatter_rows(self.bank_images.value, rows, all_gather(samples))
+
+    def _update_trackers(self, loss, energy_diff, gen_loss, hat_grad_norm, chains):
+        """5. Trackers (unscaled values): ``{name: running mean}``, what ``fit`` logs and the watchdog checks."""
         self.loss_tracker.update_state(loss)
         self.energy_diff_tracker.update_state(energy_diff)
         self.gen_loss_tracker.update_state(gen_loss)

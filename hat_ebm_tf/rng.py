@@ -22,6 +22,32 @@ import tensorflow as tf
 _M1 = 0x7FEB352D
 _M2 = 0x846CA68B
 
+# Every random stream of a row seed, registered here so that no two share an id.
+# A Langevin step's streams are ``step * STREAM_STRIDE + salt`` (``sampler.row_normal``),
+# so the salts below STREAM_STRIDE are taken by the sampler's streams and by the
+# streams drawn once per row (at step 0); streams of other models are negative.
+STREAM_STRIDE = 8
+SALT_INIT_LATENT = 1  # the chain's initial z (sampler.initial_state)
+SALT_INIT_RESIDUAL = 2  # the chain's initial y
+SALT_NOISE_LATENT = 3  # the latent Langevin noise, per step
+SALT_NOISE_RESIDUAL = 4  # the residual Langevin noise, per step
+SALT_DATA_NOISE = 5  # HatEBM.train_step: the data noise ε·N(0, I)
+SALT_BANK_LATENTS = 7  # HatEBM.initialize_banks: the banks' latents
+STREAM_AUTOENCODER_NOISE = -1  # Autoencoder.train_step: the latent noise
+# A training step's seed word is ``seed · P + step`` (``step_seed``): P is a prime far above any
+# step count, so different (seed, step) pairs of a run never share a word.
+_STEP_SEED_PRIME = 1_000_000_007
+
+
+def step_seed(seed, step):
+    """The seed word of training step ``step`` of a model seeded ``seed`` (int64 scalar tensor).
+
+    ``HatEBM`` and ``Autoencoder`` seed row ``i`` of a step's global batch
+    with ``(step_seed(seed, step), i)``, so that the step's draws depend on
+    neither the replica count nor the batch split.
+    """
+    return tf.constant(seed, tf.int64) * _STEP_SEED_PRIME + tf.cast(step, tf.int64)
+
 
 def _mix(x):
     """lowbias32: a bijective avalanche hash of uint32 values."""

@@ -24,7 +24,14 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from hat_ebm_tf.rng import stateless_row_normal
+from hat_ebm_tf.rng import (
+    SALT_INIT_LATENT,
+    SALT_INIT_RESIDUAL,
+    SALT_NOISE_LATENT,
+    SALT_NOISE_RESIDUAL,
+    STREAM_STRIDE,
+    stateless_row_normal,
+)
 
 # Latent step size ε_z of the joint form (refine/retrofit) when none is given:
 # the reference's CIFAR-10 and CelebA refine setting (REFERENCE.md).
@@ -119,10 +126,6 @@ class LangevinResult(NamedTuple):
     grad_norm_res: tf.Tensor
 
 
-# Salts keep the streams of one row's seed apart.
-_SALT_INIT_LATENT, _SALT_INIT_RESIDUAL, _SALT_NOISE_LATENT, _SALT_NOISE_RESIDUAL = 1, 2, 3, 4
-
-
 def row_seeds(seed, num_rows, offset=0):
     """Per-row seeds ``[num_rows, 2]`` int64: row ``i`` gets ``(seed, offset + i)``.
 
@@ -143,7 +146,7 @@ def row_normal(seeds, shape, salt, step=0):
         salt: integer separating independent streams of one row.
         step: integer (tensor) separating Langevin steps.
     """
-    stream = tf.cast(step, tf.int64) * 8 + salt
+    stream = tf.cast(step, tf.int64) * STREAM_STRIDE + salt
     return stateless_row_normal(seeds, stream, shape)
 
 
@@ -159,8 +162,8 @@ def initial_state(seeds, latent_shape, image_shape, config):
     Returns:
         ``(latents [B, *latent_shape], residuals [B, H, W, C])`` float32.
     """
-    latents = config.init_scale_latent * row_normal(seeds, latent_shape, _SALT_INIT_LATENT)
-    residuals = config.init_scale_residual * row_normal(seeds, image_shape, _SALT_INIT_RESIDUAL)
+    latents = config.init_scale_latent * row_normal(seeds, latent_shape, SALT_INIT_LATENT)
+    residuals = config.init_scale_residual * row_normal(seeds, image_shape, SALT_INIT_RESIDUAL)
     return latents, residuals
 
 
@@ -222,7 +225,7 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
         g = tf.cast(g, tf.float32) / temperature
         z = z - half_eps_z_sq * g
         if config.noise:
-            z = z + config.latent_step_size * row_normal(seeds, z.shape[1:], _SALT_NOISE_LATENT, step)
+            z = z + config.latent_step_size * row_normal(seeds, z.shape[1:], SALT_NOISE_LATENT, step)
         return z, half_eps_z_sq * tf.reduce_mean(_per_sample_norm(g))
 
     def residual_step(step, base, y):
@@ -233,7 +236,7 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
             g = tf.clip_by_norm(g, clip, axes=[1, 2, 3])
         y = y - half_eps_sq * g
         if config.noise:
-            y = y + config.step_size * row_normal(seeds, y.shape[1:], _SALT_NOISE_RESIDUAL, step)
+            y = y + config.step_size * row_normal(seeds, y.shape[1:], SALT_NOISE_RESIDUAL, step)
         return y, half_eps_sq * tf.reduce_mean(_per_sample_norm(g))
 
     def loop(body, state, iterations):

@@ -12,39 +12,11 @@ tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from hat_ebm_tf.model import HatEBM  # noqa: E402
-from hat_ebm_tf.networks import Generator, HatNetwork  # noqa: E402
-from hat_ebm_tf.sampler import LangevinConfig  # noqa: E402
-from training.config import CONFIG_DIR  # noqa: E402
-
-TINY_SAMPLER = LangevinConfig(num_steps=3, step_size=0.05, temperature=1e-2, max_residual_norm=1.0)
-JOINT_SAMPLER = LangevinConfig(
-    num_steps=3, step_size=0.05, latent_step_size=0.05, temperature=1e-2, update_latents=True, tau=1.0
-)
-
-
-def tiny_model(mode="synthesis", sampler=None, bank_size=32, seed=0, **kwargs):
-    """A compiled 16×16×1 HatEBM with width-8 networks and a 4-d latent."""
-    sampler = sampler or (TINY_SAMPLER if mode == "synthesis" else JOINT_SAMPLER)
-    model = HatEBM(
-        HatNetwork(16, 8, 1),
-        Generator(16, 8, 1, latent_dim=4),
-        mode=mode,
-        sampler=sampler,
-        bank_size=bank_size,
-        seed=seed,
-        **kwargs,
-    )
-    model.compile(
-        hat_optimizer=keras.optimizers.Adam(1e-3, use_ema=True, ema_momentum=0.9),
-        generator_optimizer=keras.optimizers.Adam(1e-3) if mode == "synthesis" else None,
-    )
-    return model
+from tests.helpers import hat_ebm, tiny_digits_config  # noqa: E402
 
 
 @pytest.fixture
@@ -88,13 +60,8 @@ def tiny_run(tmp_path_factory, quality_classifier):
     The run evaluates with another sampler than it trains with (3 steps with
     clip 0.5, against 2 steps with clip 1.0), as the shipped digits config does.
     """
-    from tests.test_cli import hat_ebm
-
     root = tmp_path_factory.mktemp("cli")
-    config = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
-    config["networks"].update(hat_width=8, generator_width=8, latent_dim=4)
-    config["sampler"]["num_steps"] = 2
-    config["training"].update(steps=4, steps_per_epoch=2, batch_size=8, bank_size=16)
+    config = tiny_digits_config(steps=4, steps_per_epoch=2, batch_size=8)
     config["evaluation"] = {"num_samples": 12, "batch_size": 5, "sampler": {"num_steps": 3, "max_residual_norm": 0.5}}
     (root / "tiny.yaml").write_text(yaml.safe_dump(config))
     result = hat_ebm("train", "--config", "tiny.yaml", "--run-dir", "run", cwd=root)

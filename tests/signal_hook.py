@@ -61,7 +61,7 @@ def main():
     else:
         raise SystemExit(f"unknown hook point {when!r}")
 
-    from training.cli import main as hat_ebm
+    from hat_ebm_tf.cli.main import main as hat_ebm
 
     hat_ebm(argv)
 

@@ -1,20 +1,8 @@
 import keras
 import numpy as np
 
-from hat_ebm_tf.autoencoder import Autoencoder
 from hat_ebm_tf.data import array_dataset
-from hat_ebm_tf.networks import RetrofitDecoder, RetrofitEncoder
-
-
-def tiny_autoencoder():
-    model = Autoencoder(
-        RetrofitEncoder(width=8, channels=1, image_size=16),
-        RetrofitDecoder(width=8, channels=1, latent_shape=(8, 8, 1)),
-        latent_noise=0.02,
-        loss_factor=1000.0,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    return model
+from tests.helpers import tiny_autoencoder
 
 
 def test_fit_lowers_reconstruction_loss(digits16):

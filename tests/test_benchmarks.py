@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from training.commands.bench import SECTIONS, add_arguments, section_list
+from hat_ebm_tf.benchmarks.flags import SECTIONS, add_arguments, section_list
 
 REPO = Path(__file__).resolve().parents[1]
 HAT_EBM = Path(sys.executable).parent / "hat-ebm"
@@ -38,7 +38,7 @@ def positive(value):
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "b.json"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out)],
+        [sys.executable, "-m", "hat_ebm_tf.benchmarks", "--tiny", "--out", str(out)],
         cwd=REPO,
         env=clean_env(),
         capture_output=True,
@@ -82,7 +82,9 @@ def test_sampler_rates_are_positive_and_consistent(tiny_run):
         assert positive(mixed["synthesis"]["steps_per_s"]) and positive(mixed["joint"]["steps_per_s"])
     jit = document["results"]["jit"]
     assert jit["off"] == langevin["float32"]["synthesis"]
-    assert "error" in jit["on"] or (positive(jit["on"]["steps_per_s"]) and positive(jit["speedup"]))
+    # XLA compiles the sampler on CPU (the README's figures): a failure is recorded in the report, and fails here.
+    assert "error" not in jit["on"], jit["on"]["error"]
+    assert positive(jit["on"]["steps_per_s"]) and positive(jit["speedup"])
 
 
 def test_flops_and_achieved_rates(tiny_run):
@@ -161,7 +163,7 @@ def test_sections_flag_orders_and_rejects_names():
 
 
 def test_xla_failure_is_recorded_not_raised(monkeypatch):
-    from benchmarks import sampler_speed
+    from hat_ebm_tf.benchmarks import sampler_speed
 
     def fail(*args, **kwargs):
         raise RuntimeError("XLA compilation failed\ndetails")
@@ -173,8 +175,8 @@ def test_xla_failure_is_recorded_not_raised(monkeypatch):
 
 
 def test_memory_child_failure_reports_its_stderr():
-    from benchmarks.common import Settings
-    from benchmarks.memory import run_child
+    from hat_ebm_tf.benchmarks.common import Settings
+    from hat_ebm_tf.benchmarks.memory import run_child
 
     settings = Settings.from_args(parse("--tiny", "--image-size", "15"))
     with pytest.raises(RuntimeError, match=r"exited with 1(.|\n)*unsupported image_size=15"):

@@ -3,28 +3,15 @@
 import argparse
 import dataclasses
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from hat_ebm_tf.argtypes import float_or_none
+from hat_ebm_tf.cli.common import SAMPLER_FLAGS, sampler_overrides
+from hat_ebm_tf.cli.main import build_parser, main
 from hat_ebm_tf.sampler import LangevinConfig
-from training.cli import build_parser, main
-from training.commands.common import SAMPLER_FLAGS, float_or_none, sampler_overrides
-
-HAT_EBM = Path(sys.executable).parent / "hat-ebm"
-
-
-def hat_ebm(*args, cwd):
-    if not HAT_EBM.exists():
-        pytest.fail(f"{HAT_EBM} is not installed: run `pip install .` (the README's test command does)")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run(
-        [str(HAT_EBM), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+from tests.helpers import hat_ebm
 
 
 def test_train_writes_the_run_directory(tiny_run):

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from hat_ebm_tf.sampler import LangevinConfig
-from training.config import CONFIG_DIR, ConfigError, evaluation_sampler, load_config, parse_config
+from hat_ebm_tf.training.config import CONFIG_DIR, ConfigError, evaluation_sampler, load_config, parse_config
 
 
 def test_digits_config_loads_by_name():
@@ -16,7 +16,11 @@ def test_digits_config_loads_by_name():
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_config_validates(path):
-    assert load_config(path).name
+    config = load_config(path)
+    # Each file names its experiment (`name` has a default, so a missing or misspelt key would go unseen),
+    # and the validated config reads back as itself from the config.yaml a run writes.
+    assert yaml.safe_load(path.read_text())["name"] == config.name == path.stem
+    assert parse_config(yaml.safe_load(yaml.safe_dump(config.to_dict()))) == config
 
 
 def _digits():

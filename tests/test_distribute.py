@@ -12,11 +12,9 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from hat_ebm_tf.data import DataSource, distributed_dataset, image_dataset
+from hat_ebm_tf.data import DataSource, array_dataset, distributed_dataset, image_dataset
 from hat_ebm_tf.distribute import make_strategy
-from tests.conftest import tiny_model
-from tests.test_cli import HAT_EBM
-from training.config import CONFIG_DIR
+from tests.helpers import HAT_EBM, tiny_autoencoder, tiny_digits_config, tiny_model
 
 
 def _train_three_steps(strategy, weights):
@@ -46,6 +44,42 @@ def test_mirrored_two_devices_equals_one_device():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def _train_autoencoder(strategy, digits, weights=None):
+    with strategy.scope():
+        # A large latent noise: the noise, not the data, decides where the weights go.
+        model = tiny_autoencoder(latent_noise=0.5, seed=3, optimizer=keras.optimizers.SGD(1e-3))
+        if weights is not None:
+            model.set_weights(weights)
+    model.fit(array_dataset(digits, 8, seed=1), steps_per_epoch=2, epochs=1, verbose=0)
+    return model
+
+
+def test_autoencoder_noise_is_the_same_on_one_or_two_replicas(digits16):
+    weights = _train_autoencoder(tf.distribute.get_strategy(), digits16[:16]).get_weights()
+    single = _train_autoencoder(tf.distribute.get_strategy(), digits16[:16], weights)
+    mirrored = _train_autoencoder(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), digits16[:16], weights)
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(weights, single.get_weights(), strict=True))
+    assert moved > 1e-4  # the two steps trained
+    for a, b in zip(single.get_weights(), mirrored.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_an_in_memory_dataset_gives_the_same_batches_under_a_strategy():
+    images = np.linspace(-1.0, 1.0, 24 * 4 * 4).reshape(24, 4, 4, 1).astype(np.float32)
+    alone = [batch.numpy() for batch in array_dataset(images, 8, seed=5).take(6)]  # two epochs
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # The strategy copies the pipeline: a Dataset.shuffle seed would be re-derived, a permutation is not.
+    distributed = strategy.experimental_distribute_dataset(array_dataset(images, 8, seed=5))
+    iterator = iter(distributed)
+    batches = [np.concatenate(strategy.experimental_local_results(next(iterator))) for _ in range(6)]
+    for got, expected in zip(batches, alone, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    # Each epoch is a permutation of the images: every image once.
+    first_epoch = np.concatenate(alone[:3])
+    np.testing.assert_array_equal(np.sort(first_epoch.ravel()), np.sort(images.ravel()))
+    assert not np.array_equal(first_epoch, images)
+
+
 def test_make_strategy_kinds_and_errors(monkeypatch):
     assert isinstance(make_strategy("cpu"), tf.distribute.OneDeviceStrategy)
     assert make_strategy("mirrored").num_replicas_in_sync == 2  # the two logical CPUs
@@ -68,11 +102,7 @@ def _free_ports(n):
 
 
 def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, quality_classifier):
-    config = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
-    config["networks"].update(hat_width=8, generator_width=8, latent_dim=4)
-    config["sampler"]["num_steps"] = 2
-    config["training"].update(steps=3, steps_per_epoch=3, batch_size=8, bank_size=16, strategy="multi_worker")
-    config["evaluation"] = {"num_samples": 4, "batch_size": 4}
+    config = tiny_digits_config(steps=3, steps_per_epoch=3, batch_size=8, strategy="multi_worker")
     (tmp_path / "mw.yaml").write_text(yaml.safe_dump(config))
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -94,7 +124,9 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, quality
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     print(f"multi-worker wall time: {time.time() - start:.1f} s")
     assert all(p.returncode == 0 for p in procs), "\n".join(o[-3000:] for o in outputs)
-    import hat_ebm_tf  # noqa: F401
+    import hat_ebm_tf
+
+    hat_ebm_tf.register_keras_classes()
 
     chief = keras.saving.load_model(tmp_path / "run" / "model.keras")
     other = keras.saving.load_model(tmp_path / "run" / "workers" / "1" / "model.keras")

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,18 +27,17 @@ from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from export.savedmodel import (
+from hat_ebm_tf.data import model_range_to_uint8
+from hat_ebm_tf.sampler import LangevinConfig
+from hat_ebm_tf.serving.savedmodel import (
     BATCHING_PARAMETERS,
     MODELS_CONFIG,
     SAMPLER_CONFIG_FILE,
     WARMUP_FILE,
     export_model,
 )
-from export.scoring import load_scorer, ood_metrics
-from hat_ebm_tf.data import model_range_to_uint8
-from hat_ebm_tf.sampler import LangevinConfig
-from tests.conftest import tiny_model
-from tests.test_cli import HAT_EBM, hat_ebm
+from hat_ebm_tf.serving.scoring import load_scorer, ood_metrics
+from tests.helpers import HAT_EBM, hat_ebm, tiny_model
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
 SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"
@@ -55,14 +55,19 @@ EXPECTED_SIGNATURES = {
     "sampler_config": ({"seeds": ("DT_INT64", "(-1)")}, {"json": ("DT_STRING", "(-1)")}),
 }
 
-# Runs in a fresh interpreter: TensorFlow, NumPy and export.scoring only.
+# The stand-alone scoring client that a deployment copies next to its serving stack.
+STANDALONE_CLIENT = Path(__file__).resolve().parents[1] / "export" / "hat_ebm_scoring.py"
+# Runs in a fresh interpreter, beside a copy of the stand-alone client, where
+# hat_ebm_tf cannot be imported: TensorFlow, NumPy and the client only.
 FRESH_PROCESS = """
 import sys
+
+sys.modules["hat_ebm_tf"] = None  # `import hat_ebm_tf` (and of its subpackages) now raises ImportError
 
 import numpy as np
 import tensorflow as tf
 
-from export import load_scorer
+from hat_ebm_scoring import load_scorer
 
 model_dir, inputs, outputs = sys.argv[1:]
 data = np.load(inputs)
@@ -81,7 +86,7 @@ results = {
     "generate": run("generate", "images", latents=data["latents"]),
     "scorer": load_scorer(model_dir)(data["images"]),
 }
-leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("hat_ebm_tf", "training"))
+leaked = sorted(m for m in sys.modules if m.split(".")[0] == "hat_ebm_tf" and sys.modules[m] is not None)
 assert not leaked, leaked
 np.savez(outputs, **results)
 """
@@ -201,11 +206,12 @@ def test_saved_model_cli_shows_the_signatures_and_runs_energy_on_an_npy_file(exp
 
 
 # ------------------------------------------------------- use without the package
-def test_fresh_process_without_hat_ebm_tf_matches_the_in_process_model(exported, tmp_path):
+def test_standalone_client_without_hat_ebm_tf_matches_the_in_process_model(exported, tmp_path):
     model, images, seeds = exported.model, _images(6), np.arange(6, dtype=np.int64)
     latents = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
     np.savez(tmp_path / "inputs.npz", images=images, pixels=model_range_to_uint8(images), seeds=seeds, latents=latents)
     (tmp_path / "fresh.py").write_text(FRESH_PROCESS)
+    shutil.copy(STANDALONE_CLIENT, tmp_path / "hat_ebm_scoring.py")  # the file itself, not the link
     fresh = _start(sys.executable, "fresh.py", exported.version.parent, "inputs.npz", "outputs.npz", cwd=tmp_path)
     # Computed while the fresh process runs. Serving seed s is the in-process
     # row seed (0, s), so seeds 0..5 are the chains of model.sample(6, seed=0).

@@ -7,11 +7,10 @@ import keras
 import numpy as np
 import pytest
 
+from hat_ebm_tf.cli.main import main
 from hat_ebm_tf.features import INCEPTION_ENV, INCEPTION_URL, load_feature_extractor
 from hat_ebm_tf.metrics import StreamingMoments, frechet_distance, kernel_inception_distance
-from tests.conftest import tiny_model
-from tests.test_cli import hat_ebm
-from training.cli import main
+from tests.helpers import hat_ebm, tiny_model
 
 KID_FLAGS = ("--kid-subsets", "4", "--kid-subset-size", "20")
 

@@ -7,7 +7,7 @@ from hat_ebm_tf.data import array_dataset
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork
 from hat_ebm_tf.sampler import LangevinConfig
-from tests.conftest import TINY_SAMPLER, tiny_model
+from tests.helpers import TINY_SAMPLER, tiny_model
 
 
 def _energy_gap(model, data, samples):
@@ -80,10 +80,24 @@ def test_get_config_and_keras_file_roundtrip(tmp_path, digits16):
 
 
 def test_ema_weights_are_swapped_in_after_fit(digits16):
-    model = tiny_model()
-    model.fit(array_dataset(digits16, 16), steps_per_epoch=3, epochs=1, verbose=0)
-    averages = model.optimizer._model_variables_moving_average
-    np.testing.assert_array_equal(model.trainable_weights[0].numpy(), averages[0].numpy())
+    model = tiny_model()  # hat optimizer: EMA momentum 0.9, kept over both networks' weights
+    initial = [v.numpy() for v in model.trainable_weights]
+    trained = []  # every weight after each step, before fit swaps the averages in
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: trained.append([v.numpy() for v in model.trainable_weights])
+    )
+    model.fit(array_dataset(digits16, 16), steps_per_epoch=3, epochs=1, verbose=0, callbacks=[record])
+    hat = {v.path for v in model.hat.trainable_weights}
+    for j, variable in enumerate(model.trainable_weights):
+        # The hat optimizer averages right after its own update: the hat's weights of steps 1..3, and the
+        # generator's as they were then, before that step's generator update (initial, 1, 2).
+        values = [step[j] for step in trained] if variable.path in hat else [initial[j], trained[0][j], trained[1][j]]
+        average = values[0]  # Keras: the first update copies the weights
+        for value in values[1:]:
+            average = 0.9 * average + 0.1 * value
+        np.testing.assert_allclose(variable.numpy(), average, rtol=1e-5, atol=1e-6, err_msg=variable.path)
+    last = trained[-1]
+    assert any(not np.array_equal(v.numpy(), last[j]) for j, v in enumerate(model.trainable_weights))  # swapped
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,12 @@
-"""OOD metrics of ``export.scoring`` on known answers and against scikit-learn; the `hat-ebm ood` data loader."""
+"""OOD metrics of ``hat_ebm_tf.serving.scoring`` on known answers and against scikit-learn; the OOD data loader."""
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from export.scoring import aupr, auroc, fpr_at_tpr, ood_metrics
-from training.commands.ood import load_images
+from hat_ebm_tf.evaluation.ood import load_images
+from hat_ebm_tf.serving.scoring import aupr, auroc, fpr_at_tpr, ood_metrics
 
 
 def test_auroc_of_hand_counted_cases():
@@ -79,8 +79,12 @@ def test_load_images_reads_npz_and_npy(tmp_path):
     ("name", "content", "message"),
     [
         ("x.npz", {"pixels": np.zeros((1, 4, 4, 1), np.uint8)}, r"no array 'images' \(arrays: \['pixels'\]\)"),
-        ("x.npy", np.zeros((4, 4, 1), np.uint8), r"shape \[4, 4, 1\]; expected a non-empty \[N, H, W, C\]"),
-        ("x.npy", np.zeros((1, 4, 4, 1), np.int32), "dtype int32; expected uint8 pixels or floats in"),
+        (
+            "x.npy",
+            np.zeros((4, 4, 1), np.uint8),
+            r"float images in \[-1, 1\] \[N, H, W, 1 or 3\] with N > 0, got uint8 \[4,",
+        ),
+        ("x.npy", np.zeros((1, 4, 4, 1), np.int32), r"expected uint8 images or float images in \[-1, 1\].*got int32"),
         ("x.npy", np.full((1, 4, 4, 1), 255.0), r"float images must be in \[-1, 1\], got values in \[255, 255\]"),
         ("x.txt", None, "unsupported data file"),
         ("bad.npz", None, r"bad\.npz' is neither a \.npy nor a \.npz file"),

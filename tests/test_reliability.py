@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from export.savedmodel import MAX_VERSION, MODELS_CONFIG, export_model
+from hat_ebm_tf.cli.main import describe_failure, main
 from hat_ebm_tf.errors import (
     ConfigError,
     DataError,
@@ -29,11 +29,11 @@ from hat_ebm_tf.errors import (
     TrainingDiverged,
     TrainingInterrupted,
 )
-from tests.conftest import tiny_model
+from hat_ebm_tf.serving.savedmodel import MAX_VERSION, MODELS_CONFIG, export_model
+from hat_ebm_tf.training.config import parse_config
+from hat_ebm_tf.training.train import run_training
+from tests.helpers import tiny_model
 from tests.test_train import SIGNAL_HOOK, _history_steps, _latest_checkpoint, _train, array_config
-from training.cli import describe_failure, main
-from training.config import parse_config
-from training.train import run_training
 
 README = SIGNAL_HOOK.parents[1] / "README.md"
 

@@ -10,19 +10,16 @@ import tensorflow_datasets as tfds
 import yaml
 from PIL import Image
 
-from training.config import CONFIG_DIR, parse_config
-from training.train import run_training
+from hat_ebm_tf.training.config import CONFIG_DIR, parse_config
+from hat_ebm_tf.training.train import run_training
+from tests.helpers import tiny_digits_config
 
 SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"
 
 
 def tiny_config(data):
-    values = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
+    values = tiny_digits_config(steps=2, steps_per_epoch=2, bank_size=8)
     values["data"] = data
-    values["networks"].update(hat_width=8, generator_width=8, latent_dim=4)
-    values["sampler"]["num_steps"] = 2
-    values["training"].update(steps=2, steps_per_epoch=2, batch_size=4, bank_size=8)
-    values["evaluation"] = {"num_samples": 4, "batch_size": 4}
     return parse_config(values)
 
 
@@ -57,21 +54,12 @@ def test_folder_and_array_sources(kind, tmp_path, rng):
     assert json.loads((tmp_path / "run" / "history.json").read_text())["step"] == [2]
 
 
-def _digits_config(**training):
-    values = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
-    values["networks"].update(hat_width=8, generator_width=8, latent_dim=4)
-    values["sampler"]["num_steps"] = 2
-    values["training"].update(batch_size=4, bank_size=16, **training)
-    values["evaluation"] = {"num_samples": 4, "batch_size": 4}
-    return values
-
-
 def array_config(root, **training):
-    """``_digits_config`` reading 64 digits from ``root/digits.npz``: no digits quality figures, so quicker."""
+    """``tiny_digits_config`` reading 64 digits from ``root/digits.npz``: no digits quality figures, so quicker."""
     from hat_ebm_tf.data import load_digits, model_range_to_uint8
 
     np.savez(root / "digits.npz", images=model_range_to_uint8(load_digits(16)[:64]))
-    values = _digits_config(**training)
+    values = tiny_digits_config(**training)
     values["data"] = {"source": str(root / "digits.npz"), "image_size": 16, "channels": 1}
     return values
 
@@ -81,7 +69,7 @@ def _train(root, run_dir, *flags, hook=()):
     import subprocess
     import sys
 
-    from tests.test_cli import HAT_EBM
+    from tests.helpers import HAT_EBM
 
     command = [sys.executable, str(SIGNAL_HOOK), *map(str, hook), "--"] if hook else [str(HAT_EBM)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -112,7 +100,9 @@ def _latest_checkpoint(run):
 def _resume_equals_full(root, run_dir):
     import keras
 
-    import hat_ebm_tf  # noqa: F401
+    import hat_ebm_tf
+
+    hat_ebm_tf.register_keras_classes()
 
     resumed = _train(root, run_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -161,10 +151,10 @@ def test_sigterm_exits_143_after_checkpointing(signal_runs):
 def test_injected_nan_trips_the_watchdog_and_the_last_checkpoint_loads(tmp_path):
     import tensorflow as tf
 
-    from training.callbacks import TrainingDiverged
+    from hat_ebm_tf.training.callbacks import TrainingDiverged
 
     # From step 2 on the learning rate is 1e30: the weights overflow, the energies become NaN.
-    config = parse_config(_digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]]))
+    config = parse_config(tiny_digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]]))
     with pytest.raises(TrainingDiverged, match=r"training diverged at step [3-6]: \w+ is (nan|inf)") as info:
         run_training(config, tmp_path / "run", verbose=0)
     assert "ckpt-2" in str(info.value)
@@ -175,10 +165,31 @@ def test_injected_nan_trips_the_watchdog_and_the_last_checkpoint_loads(tmp_path)
     assert values and all(np.all(np.isfinite(v)) for v in values)
 
 
-def test_rollback_restores_lowers_the_learning_rate_and_logs(tmp_path, caplog):
-    from training.callbacks import TrainingDiverged
+def test_the_watchdog_checks_the_trackers_by_the_names_the_model_gives_them():
+    from hat_ebm_tf.model import Tracker
+    from hat_ebm_tf.training.callbacks import DivergenceWatchdog
+    from tests.helpers import tiny_model
 
-    values = _digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]])
+    model = tiny_model()
+    # Renamed trackers: a list of names in the watchdog would stop checking them.
+    model.hat_grad_norm_tracker, model.energy_diff_tracker = Tracker(name="renamed_norm"), Tracker(name="gap")
+    healthy = {tracker.name: 0.5 for tracker in model.metrics}
+    assert {"renamed_norm", "gap"} <= set(healthy)
+    for logs, expected in [
+        ({**healthy, "renamed_norm": float("nan")}, "training diverged at step 0: renamed_norm is nan"),
+        ({**healthy, "gap": -3.0}, "training diverged at step 0: |gap| = 3 exceeds max_energy_gap = 1"),
+        (healthy, None),
+    ]:
+        watchdog = DivergenceWatchdog(max_energy_gap=1.0)
+        watchdog.set_model(model)
+        watchdog.on_train_batch_end(0, logs)
+        assert watchdog.diverged == expected
+
+
+def test_rollback_restores_lowers_the_learning_rate_and_logs(tmp_path, caplog):
+    from hat_ebm_tf.training.callbacks import TrainingDiverged
+
+    values = tiny_digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]])
     values["training"].update(on_divergence="rollback", max_rollbacks=2, rollback_lr_factor=0.5)
     with caplog.at_level("WARNING", logger="hat_ebm_tf.training"), pytest.raises(TrainingDiverged):
         run_training(parse_config(values), tmp_path / "run", verbose=0)
@@ -190,7 +201,7 @@ def test_mixed_precision_keeps_chain_state_float32(digits16):
     import keras
 
     from hat_ebm_tf.data import array_dataset
-    from tests.conftest import tiny_model
+    from tests.helpers import tiny_model
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -209,8 +220,10 @@ def test_mixed_precision_keeps_chain_state_float32(digits16):
 def test_every_shipped_config_builds_its_model_at_a_tiny_width(path):
     import dataclasses
 
-    from training.config import load_config
-    from training.train import build_model
+    from hat_ebm_tf.autoencoder import Autoencoder
+    from hat_ebm_tf.model import HatEBM
+    from hat_ebm_tf.training.config import load_config
+    from hat_ebm_tf.training.train import build_model
 
     config = load_config(path)
     nets = dataclasses.replace(config.networks, hat_width=16, generator_width=16, latent_dim=8)
@@ -219,7 +232,14 @@ def test_every_shipped_config_builds_its_model_at_a_tiny_width(path):
     )
     model = build_model(config, pretrained=False)
     size, channels = config.data.image_size, config.data.channels
-    assert model(np.zeros((2, size, size, channels), "float32")).shape[0] == 2
+    images = np.zeros((2, size, size, channels), "float32")
+    if config.mode == "autoencoder":
+        assert isinstance(model, Autoencoder) and model(images).shape == images.shape
+        return
+    assert isinstance(model, HatEBM) and model.mode == config.mode and model.sampler_config == config.sampler
+    assert tuple(model.image_shape) == (size, size, channels) and model.bank_size == 8
+    assert model.energy(images).shape == (2,)
+    assert model.generate(np.zeros((2, *model.latent_shape), "float32")).shape == images.shape
 
 
 def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
@@ -227,7 +247,7 @@ def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
 
     import tensorflow as tf
 
-    values = _digits_config(steps=4, steps_per_epoch=1, tensorboard_every=1)
+    values = tiny_digits_config(steps=4, steps_per_epoch=1, tensorboard_every=1)
     values["evaluation"] = {"num_samples": 4, "batch_size": 4, "every": 2, "quality_samples": 4}
     summary = run_training(parse_config(values), tmp_path / "run", verbose=0)
     run = tmp_path / "run"

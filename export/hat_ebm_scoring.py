@@ -1,0 +1,1 @@
+../hat_ebm_tf/serving/scoring.py

@@ -1,0 +1,64 @@
+"""``hat-ebm sample``: draw samples from a trained model."""
+
+from hat_ebm_tf.argtypes import positive_int
+from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("sample", help="draw samples from a trained model")
+    parser.add_argument("model", help="run directory or .keras file")
+    parser.add_argument("--num", type=positive_int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=positive_int, default=250)
+    parser.add_argument(
+        "--out",
+        default="samples.npz",
+        help="output .npz (array 'images', uint8 [N, H, W, C]); '.npz' is appended when missing, and a directory "
+        "gets samples.npz",
+    )
+    parser.add_argument("--png", help="also write a grid of the first 100 samples")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument(
+        "--quality",
+        action="store_true",
+        help="print the digits quality table of the samples (beside real digits and a Gaussian baseline)",
+    )
+    parser.add_argument(
+        "--max-memory-gb",
+        type=float,
+        default=4.0,
+        help="refuse a --num whose samples would take more memory (default 4)",
+    )
+    add_sampler_flags(parser, "the run's evaluation sampler; a .keras file's own")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    import numpy as np
+
+    from hat_ebm_tf.data import model_range_to_uint8, uint8_to_model_range
+    from hat_ebm_tf.training.config import check_memory
+    from hat_ebm_tf.training.outputs import output_file
+    from hat_ebm_tf.training.plots import save_image_grid
+
+    if args.quality and args.num < 2:
+        raise SystemExit("hat-ebm sample: error: --quality needs --num >= 2 (for the Fréchet distance and KID)")
+    # Outputs first: a path that cannot be written fails before the sampling, not after.
+    out = output_file(args.out, "--out", overwrite=args.overwrite, suffix=".npz", default_name="samples.npz")
+    png = output_file(args.png, "--png", overwrite=args.overwrite) if args.png else None
+    model, config = load_model_and_sampler(args.model, args)
+    # The samples are held as float32, then uint8: 5 bytes a value.
+    size = 5 * args.num * int(np.prod(model.image_shape))
+    check_memory(
+        {f"--num {args.num} samples {list(model.image_shape)}": size}, args.max_memory_gb, "raise --max-memory-gb"
+    )
+
+    images = model_range_to_uint8(model.sample(args.num, seed=args.seed, batch_size=args.batch_size, config=config))
+    np.savez_compressed(out, images=images)
+    if png:
+        save_image_grid(images[:100], png)
+    print(f"wrote {len(images)} samples {list(images.shape[1:])} to {out}")
+    if args.quality:
+        from hat_ebm_tf.evaluation.digits_quality import format_quality_table, quality_table
+
+        print(format_quality_table(quality_table(uint8_to_model_range(images).numpy())))

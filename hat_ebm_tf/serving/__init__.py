@@ -1,0 +1,12 @@
+"""Serving: SavedModel export for TF Serving, and scoring of exported SavedModels.
+
+``hat_ebm_tf.serving.savedmodel`` (TensorFlow and the model) writes the
+SavedModel; ``hat_ebm_tf.serving.scoring`` (TensorFlow and NumPy only, never
+Keras) loads it and scores images. Importing this package imports the scoring
+side only. The same scoring module, as one stand-alone file, is the
+repository's ``export/hat_ebm_scoring.py``.
+"""
+
+from hat_ebm_tf.serving.scoring import Scorer, aupr, auroc, fpr_at_tpr, load_scorer, ood_metrics
+
+__all__ = ["Scorer", "aupr", "auroc", "fpr_at_tpr", "load_scorer", "ood_metrics"]

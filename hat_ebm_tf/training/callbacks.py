@@ -1,0 +1,327 @@
+"""Keras callbacks of the training job: checkpoints, learning-rate schedule, watchdog, sample grids, quality figures."""
+
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hat_ebm_tf.data import model_range_to_uint8, uint8_to_model_range
+from hat_ebm_tf.errors import TrainingDiverged  # noqa: F401 - raised by hat_ebm_tf.training.train, imported from here
+from hat_ebm_tf.evaluation.digits_quality import digits_classifier, quality_report
+from hat_ebm_tf.training.plots import image_grid
+
+
+def as_float(value):
+    """A logged tracker value as a float (multi-worker runs log one value per replica: their mean)."""
+    return float(np.mean(value))
+
+
+def piecewise_constant(schedule):
+    """A step → learning-rate function from a float or the reference's ``[[lr, from_step], ...]``."""
+    if isinstance(schedule, (int, float)):
+        return lambda step: float(schedule)
+    steps = [int(s) for _, s in schedule]
+    rates = [float(r) for r, _ in schedule]
+    return lambda step: rates[np.searchsorted(steps, step, side="right") - 1]
+
+
+class LearningRateSchedule(keras.callbacks.Callback):
+    """Set each optimizer's learning rate from its schedule before every step.
+
+    The rate is a function of the optimizer's step counter (so it resumes
+    exactly) times ``scale``, a variable saved with the checkpoints that a
+    watchdog rollback lowers.
+
+    Args:
+        schedules: list of ``(optimizer, schedule)`` with schedule a float or
+            ``[[lr, from_step], ...]``.
+        scale: scalar float ``tf.Variable``.
+    """
+
+    def __init__(self, schedules, scale):
+        super().__init__()
+        self.schedules = [(opt, piecewise_constant(s)) for opt, s in schedules if opt is not None]
+        self.scale = scale
+
+    def on_train_batch_begin(self, batch, logs=None):
+        scale = float(self.scale.numpy())
+        for optimizer, rate in self.schedules:
+            optimizer.learning_rate.assign(rate(int(optimizer.iterations.numpy())) * scale)
+
+
+class CheckpointEveryEpoch(keras.callbacks.Callback):
+    """At every healthy epoch end, add a row to ``history.json``, then save a checkpoint.
+
+    ``history.json`` (``{"step": [...], tracker: [...]}``) is written first
+    and replaced atomically; checkpoints are written to temporary files and
+    renamed by TensorFlow, and the manager's state file is replaced
+    atomically. So whenever the process is killed, the history holds every
+    checkpointed epoch, and the newest checkpoint is loadable. Rows past the
+    resumed step (an epoch that ran after the last checkpoint) are dropped
+    when training resumes. Nothing is saved once training has been stopped
+    (e.g. by the watchdog), so the last checkpoint stays good; ``save`` writes
+    a checkpoint at any step (e.g. on a signal).
+
+    Args:
+        manager: ``tf.train.CheckpointManager``.
+        history_path: the run's ``history.json``.
+        step_variable: the optimizer's step counter.
+    """
+
+    def __init__(self, manager, history_path, step_variable):
+        super().__init__()
+        self.manager = manager
+        self.path = Path(history_path)
+        self.step_variable = step_variable
+        self.logs = {}
+
+    def on_train_begin(self, logs=None):
+        history = load_history(self.path)
+        keep = sum(1 for s in history.get("step", []) if s <= int(self.step_variable.numpy()))
+        self.history = {name: values[:keep] for name, values in history.items()}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logs = logs or {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.model.stop_training:
+            self.save(logs)
+
+    def save(self, logs=None):
+        """Write the history row of the current step, then a checkpoint; return the checkpoint's path."""
+        step = int(self.step_variable.numpy())
+        if (self.history.get("step") or [None])[-1] != step:
+            row = {"step": step, **{k: as_float(v) for k, v in (self.logs if logs is None else logs).items()}}
+            # Columns stay aligned with "step" when a row lacks a key or brings a new one: NaN fills in.
+            rows = len(self.history.get("step", []))
+            for name in row.keys() - self.history.keys():
+                self.history[name] = [math.nan] * rows
+            for name, values in self.history.items():
+                values.append(row.get(name, math.nan))
+            tmp = self.path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(self.history, indent=1))
+            os.replace(tmp, self.path)
+        latest = self.manager.latest_checkpoint
+        if latest and latest.endswith(f"-{step}"):  # saved at this step's epoch end already
+            return latest
+        return self.manager.save(checkpoint_number=step)
+
+
+class DivergenceWatchdog(keras.callbacks.Callback):
+    """Stop training on a non-finite tracker or an energy gap beyond a bound.
+
+    Checks every tracker of the model after every step (the values shown by
+    the progress bar: running means over the epoch, so a NaN shows at once),
+    by the names the model's trackers (``model.metrics``) carry, so that a
+    renamed or new tracker is checked too; the gap is the model's
+    ``energy_diff_tracker``. On a problem it stops training and keeps the
+    message in ``self.diverged``.
+
+    Args:
+        max_energy_gap: bound on ``|energy_diff|``, or None.
+    """
+
+    def __init__(self, max_energy_gap=None):
+        super().__init__()
+        self.max_energy_gap = max_energy_gap
+        self.diverged = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        step = int(self.model.optimizer.iterations.numpy())
+        # Every tracker reports each step (train_step returns them all): a missing one is a bug, not a skip.
+        values = {tracker.name: as_float(logs[tracker.name]) for tracker in self.model.metrics}
+        for name, value in values.items():
+            if not math.isfinite(value):
+                self._stop(f"training diverged at step {step}: {name} is {value}")
+                return
+        gap_tracker = getattr(self.model, "energy_diff_tracker", None)  # HatEBM's; an Autoencoder has none
+        gap = None if gap_tracker is None else values[gap_tracker.name]
+        if self.max_energy_gap is not None and gap is not None and abs(gap) > self.max_energy_gap:
+            self._stop(
+                f"training diverged at step {step}: |{gap_tracker.name}| = {abs(gap):.4g} exceeds "
+                f"max_energy_gap = {self.max_energy_gap:.4g}"
+            )
+
+    def _stop(self, message):
+        self.diverged = message
+        self.model.stop_training = True
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Write a grid of samples to TensorBoard every ``every`` steps (seeded, so grids are comparable)."""
+
+    def __init__(self, log_dir, every, num=36, seed=1234):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+        self.every, self.num, self.seed = every, num, seed
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every == 0:
+            grid = image_grid(model_range_to_uint8(self.model.sample(self.num, seed=self.seed)))
+            with self.writer.as_default():
+                tf.summary.image("samples", grid[None], step=step)
+            self.writer.flush()
+
+
+@contextlib.contextmanager
+def moving_average_weights(model):
+    """Within the block, the model's weights are their moving averages (when its optimizer keeps them)."""
+    if not getattr(model.optimizer, "use_ema", False):
+        yield
+        return
+    values = [v.numpy() for v in model.trainable_weights]
+    model.optimizer.finalize_variable_values(model.trainable_weights)
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.trainable_weights, values, strict=True):
+            variable.assign(value)
+
+
+class QualityEvaluation(keras.callbacks.Callback):
+    """Every ``every`` steps, score samples with the digits quality measure; the figures join the epoch's logs.
+
+    The samples are drawn as the end of the run draws its own (the
+    evaluation sampler and seed, the weights' moving averages) and pass
+    through uint8 as they do, so an evaluation at the last step scores the
+    first ``num`` of the run's samples. The figures (``quality_confidence``,
+    ``quality_fd``, ``quality_kid``) go into the logs of the epoch they fall
+    in, NaN for an epoch without one: put this callback before the one that
+    writes ``history.json``. With ``log_dir`` they are also TensorBoard
+    scalars (``quality/*``) at their step.
+
+    Args:
+        every: steps between evaluations.
+        num: images per evaluation (≥ 2).
+        seed: sampling seed.
+        batch_size: chains run at once.
+        sampler: ``LangevinConfig`` of the evaluation, or None for the model's.
+        log_dir: TensorBoard directory, or None.
+    """
+
+    FIGURES = (("quality_confidence", "mean_confidence"), ("quality_fd", "frechet_distance"), ("quality_kid", "kid"))
+
+    def __init__(self, every, num, seed, batch_size, sampler=None, log_dir=None):
+        super().__init__()
+        self.every, self.num, self.seed, self.batch_size, self.sampler = every, num, seed, batch_size, sampler
+        self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir is not None else None
+        self.figures = {}
+        digits_classifier()  # read or trained now, before `fit` starts, rather than inside it
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every:
+            return
+        with moving_average_weights(self.model):
+            samples = self.model.sample(self.num, seed=self.seed, batch_size=self.batch_size, config=self.sampler)
+        report = quality_report(uint8_to_model_range(model_range_to_uint8(samples)))
+        self.figures = {key: report[name] for key, name in self.FIGURES}
+        if self.writer is not None:
+            with self.writer.as_default():
+                for key, value in self.figures.items():
+                    tf.summary.scalar(key.replace("quality_", "quality/"), value, step=step)
+            self.writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update({key: self.figures.get(key, math.nan) for key, _ in self.FIGURES})
+        self.figures = {}
+
+
+class KeepTrainingWeights(keras.callbacks.Callback):
+    """Undo the moving-average swap that ``fit`` makes as it returns, so that training goes on from the trained weights.
+
+    With ``use_ema``, Keras's ``fit`` ends by overwriting the weights with
+    their moving averages. A run trains in several ``fit`` calls (a shorter
+    first or last epoch, resumes, rollbacks) and may checkpoint after one
+    (on a signal): each must continue from, and save, the trained weights.
+    The values at the last epoch end, which is after the last step and before
+    the swap, are kept; ``restore`` puts them back. The training loop swaps in
+    the averages itself before it saves the model.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.values = [v.numpy() for v in self.model.trainable_weights]
+
+    def restore(self):
+        for variable, value in zip(self.model.trainable_weights, self.values, strict=True):
+            variable.assign(value)
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Turn SIGINT and SIGTERM into a stop after the current step, while installed (a context manager).
+
+    The first signal is recorded in ``signum`` and training stops at the end
+    of the step in progress, with the model in a consistent state to
+    checkpoint. A second signal falls back to the previous handler (Ctrl-C
+    twice stops at once). Signals that were ignored stay ignored, and
+    nothing is installed outside the main thread.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        super().__init__()
+        self.signum = None
+        self._previous = {}
+        self._training = None  # the model while fit runs: a signal then stops it after the step in progress
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                previous = signal.getsignal(signum)
+                if previous is not signal.SIG_IGN:
+                    self._previous[signum] = previous
+                    signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+            if self._training is not None:
+                self._training.stop_training = True
+            print(
+                f"\n{signal.Signals(signum).name}: stopping after this step and writing a checkpoint "
+                "(send it again to stop at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        previous = self._previous.get(signum)
+        if callable(previous):
+            previous(signum, frame)
+        else:  # SIG_DFL: die of the signal, as without this handler
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    def on_train_begin(self, logs=None):
+        self._training = self.model
+
+    def on_train_end(self, logs=None):
+        self._training = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras clears stop_training when fit starts: a signal received before then stops it here.
+        if self.signum is not None:
+            self.model.stop_training = True
+
+
+def load_history(path):
+    """The ``history.json`` of a run directory, or ``{}``."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}

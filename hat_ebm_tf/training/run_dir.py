@@ -1,0 +1,106 @@
+"""The run directory: the one owner of its file names, and of reading its model and sampler back.
+
+A run directory is written by ``hat-ebm train`` (``hat_ebm_tf.training.train``)
+or ``hat-ebm import-reference``, and read by ``sample``, ``fid`` and
+``export``. Its file names are public (the README documents them): they are
+named here once, and every reader and writer takes them from ``RunDir``.
+
+Heavy imports (TensorFlow, Keras, the model) happen inside the loaders, so
+that the command line can name these files without importing them.
+"""
+
+import os
+import zipfile
+from pathlib import Path
+
+from hat_ebm_tf.errors import ModelFileError
+
+
+class RunDir:
+    """A run directory's paths, by their public names.
+
+    Args:
+        path: the run directory (it need not exist yet).
+
+    Attributes:
+        path: the run directory, as a ``Path``.
+    """
+
+    CONFIG = "config.yaml"  # the validated config that was run
+    MODEL = "model.keras"  # the trained model (EMA weights)
+    CHECKPOINTS = "checkpoints"  # tf.train.CheckpointManager checkpoints, for exact resume
+    HISTORY = "history.json"  # per-epoch tracker values and steps
+    TRAINING_CURVE = "training_curve.png"
+    SAMPLES = "samples.npz"  # ``images``: uint8 [N, H, W, C] drawn with the evaluation sampler
+    SAMPLE_GRID = "samples.png"
+    QUALITY = "quality.json"  # digits runs: the quality table
+    TENSORBOARD = "tensorboard"
+    WORKERS = "workers"  # workers/<id>/: non-chief workers' outputs (multi-worker runs)
+    LOCK = ".lock"  # held by the process training in the directory
+    IMPORT_RECORD = "imported.json"  # `import-reference`: where the model came from
+    AUTOENCODER = "autoencoder.keras"  # `import-reference --encoder`
+    FID_RECORD = "fid.json"  # `hat-ebm fid`'s default record, next to the model
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def worker(self, task_id):
+        """The directory of non-chief worker ``task_id`` (its checkpoints and model)."""
+        return RunDir(self.path / self.WORKERS / str(task_id))
+
+    @classmethod
+    def model_file(cls, path):
+        """The ``.keras`` file of ``path``: a run directory's ``model.keras``, or ``path`` itself."""
+        path = Path(path)
+        return path / cls.MODEL if path.is_dir() else path
+
+    @classmethod
+    def load_model(cls, path):
+        """The ``HatEBM`` of a run directory or a ``.keras`` file.
+
+        Raises:
+            ModelFileError: no such file, a file Keras cannot read
+                (``safe_mode`` stays on), or a model of another class.
+        """
+        import keras
+
+        from hat_ebm_tf import register_keras_classes
+        from hat_ebm_tf.model import HatEBM
+
+        register_keras_classes()
+        model_file = cls.model_file(path)
+        if not model_file.is_file():
+            raise ModelFileError(
+                f"no trained model at {os.fspath(model_file)!r} "
+                f"(expected a run directory holding {cls.MODEL}, or a .keras file)"
+            )
+        try:
+            model = keras.saving.load_model(model_file)
+        except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as err:
+            raise ModelFileError(f"cannot load {os.fspath(model_file)!r}: {err}") from err
+        if not isinstance(model, HatEBM):
+            raise ModelFileError(
+                f"{os.fspath(model_file)!r} holds a {type(model).__name__}, not a HatEBM (a model written by "
+                "`hat-ebm train` or `hat-ebm import-reference`)"
+            )
+        return model
+
+    @classmethod
+    def evaluation_sampler(cls, path, model):
+        """The sampler the run showed its results with (its ``samples.npz``), as a ``LangevinConfig``.
+
+        Args:
+            path: a run directory, or a ``.keras`` file.
+            model: the ``HatEBM`` loaded from ``path``.
+
+        Returns:
+            For a run directory with a ``config.yaml``, ``model.sampler_config``
+            with the config's ``evaluation.sampler`` applied; otherwise (a
+            ``.keras`` file, an imported run) the model's own sampler.
+        """
+        config_file = Path(path) / cls.CONFIG
+        if not config_file.is_file():
+            return model.sampler_config
+        from hat_ebm_tf.training.config import evaluation_sampler
+
+        return evaluation_sampler(config_file, model.sampler_config)

@@ -1,0 +1,523 @@
+"""The training job: config → strategy → data → ``fit`` with checkpoints → run directory.
+
+Run-directory files (public names):
+    ``config.yaml``         the validated config that was run
+    ``checkpoints/``        ``tf.train.CheckpointManager`` checkpoints (last K), for exact resume
+    ``history.json``        per-epoch tracker values and steps, kept across resumes
+    ``training_curve.png``  the trackers against steps
+    ``model.keras``         the trained model (EMA weights), for ``hat-ebm sample``
+    ``samples.npz``         ``images``: uint8 ``[N, H, W, C]`` drawn with the trained sampler
+    ``samples.png``         a grid of the first samples
+    ``quality.json``        the digits quality table: samples, floor and baseline (digits source only)
+    ``tensorboard/``        scalars and sample grids (when ``training.tensorboard_every`` is set)
+    ``workers/<id>/``       non-chief workers' checkpoints and model (multi-worker runs)
+    ``.lock``               held by the process training in the directory (one at a time)
+
+Running the same command again on a run directory resumes it from its last
+checkpoint: weights, both optimizers with their EMA slots, the banks, the
+step counter (hence the learning-rate schedule and every random draw, which
+are functions of the step) and the data position. ``training.steps`` (e.g.
+``--steps``, to extend a run) and ``training.steps_per_epoch`` may change on
+resume; the rest of the config may not. A damaged newest checkpoint is
+skipped, with a warning, for the newest one that reads back whole.
+"""
+
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from hat_ebm_tf.autoencoder import Autoencoder
+from hat_ebm_tf.data import distributed_dataset, image_dataset, model_range_to_uint8, uint8_to_model_range
+from hat_ebm_tf.distribute import make_strategy
+from hat_ebm_tf.errors import RunDirError, TrainingInterrupted
+from hat_ebm_tf.evaluation.digits_quality import GENERATOR_ROW, quality_report, quality_table
+from hat_ebm_tf.model import HatEBM
+from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
+from hat_ebm_tf.reference import decoder_from_reference, generator_from_reference
+from hat_ebm_tf.training.callbacks import (
+    CheckpointEveryEpoch,
+    DivergenceWatchdog,
+    KeepTrainingWeights,
+    LearningRateSchedule,
+    QualityEvaluation,
+    SampleGrid,
+    StopOnSignal,
+    TrainingDiverged,
+    load_history,
+    piecewise_constant,
+)
+from hat_ebm_tf.training.config import ConfigError, load_config
+from hat_ebm_tf.training.outputs import check_writable_dir
+from hat_ebm_tf.training.plots import save_image_grid, save_training_curves
+from hat_ebm_tf.training.run_dir import RunDir
+
+log = logging.getLogger("hat_ebm_tf.training")
+
+
+def load_pretrained_generator(networks, out_factor):
+    """The frozen generator of refine/retrofit from ``networks.generator_checkpoint``."""
+    path = networks.generator_checkpoint
+    if path is None:
+        raise ConfigError("networks.generator_checkpoint is required in refine and retrofit modes")
+    if str(path).endswith(".keras"):
+        loaded = keras.saving.load_model(path)
+        return {Autoencoder: lambda m: m.decoder, HatEBM: lambda m: m.generator}.get(type(loaded), lambda m: m)(loaded)
+    if networks.generator == "decoder":
+        return decoder_from_reference(path, out_factor, latent_hw=(networks.latent_hw, networks.latent_hw))
+    return generator_from_reference(path, out_factor)
+
+
+def build_networks(config, pretrained=True):
+    """``(hat, generator)`` of a config; ``pretrained=False`` builds a fresh generator even in joint modes."""
+    nets, size, channels = config.networks, config.data.image_size, config.data.channels
+    hat = HatNetwork(image_size=size, width=nets.hat_width, channels=channels)
+    if pretrained and config.mode in ("refine", "retrofit"):
+        return hat, load_pretrained_generator(nets, nets.out_factor)
+    if nets.generator == "decoder":
+        latent = (nets.latent_hw, nets.latent_hw, 1)
+        return hat, RetrofitDecoder(nets.generator_width, channels, latent, nets.out_factor)
+    return hat, Generator(size, nets.generator_width, channels, nets.latent_dim, nets.out_factor)
+
+
+def build_model(config, pretrained=True):
+    """The compiled model of an ``ExperimentConfig`` (``HatEBM``, or ``Autoencoder`` in autoencoder mode)."""
+    train = config.training
+    hat, generator = build_networks(config, pretrained)
+    hat_lr = piecewise_constant(train.hat_learning_rate)(0)
+    gen_lr = piecewise_constant(train.generator_learning_rate)(0)
+    if config.mode == "autoencoder":
+        encoder = RetrofitEncoder(
+            config.networks.generator_width, config.data.channels, image_size=config.data.image_size
+        )
+        model = Autoencoder(encoder, generator, train.data_epsilon, train.gen_loss_factor, seed=config.seed)
+        model.compile(optimizer=keras.optimizers.Adam(hat_lr))
+        return model
+    model = HatEBM(
+        hat=hat,
+        generator=generator,
+        mode=config.mode,
+        sampler=config.sampler,
+        data_epsilon=train.data_epsilon,
+        gen_loss_factor=train.gen_loss_factor,
+        bank_size=train.bank_size,
+        max_grad_norm=train.max_grad_norm,
+        jit_sampler=train.jit_sampler,
+        seed=config.seed,
+    )
+    ema = {"use_ema": True, "ema_momentum": train.ema_momentum} if train.ema_momentum else {}
+    model.compile(
+        hat_optimizer=keras.optimizers.Adam(hat_lr, beta_1=0.9, beta_2=0.999, **ema),
+        generator_optimizer=keras.optimizers.Adam(gen_lr, beta_1=0.9, beta_2=0.999)
+        if config.mode == "synthesis"
+        else None,
+    )
+    return model
+
+
+def write_samples(model, run_dir, num, seed, batch_size, config=None):
+    """Draw ``num`` samples; write ``samples.npz`` and ``samples.png``; return them (uint8)."""
+    images = model_range_to_uint8(model.sample(num, seed=seed, batch_size=batch_size, config=config))
+    np.savez_compressed(Path(run_dir) / RunDir.SAMPLES, images=images)
+    save_image_grid(images[:100], Path(run_dir) / RunDir.SAMPLE_GRID)
+    return images
+
+
+def _worker_dir(run_dir, strategy):
+    """The chief writes the run directory; other workers write ``workers/<id>/`` beside it."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", 0) or 0
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    chief = task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and "chief" not in cluster)
+    return (run_dir, True) if chief else (RunDir(run_dir).worker(task_id).path, False)
+
+
+# Settings that may differ when a run resumes: they change neither the model nor the data it sees.
+_RESUMABLE = {"training": ("steps", "steps_per_epoch"), "limits": None}
+# What a run directory holds besides its config: present without config.yaml, it is another command's output.
+_RUN_OUTPUTS = (RunDir.MODEL, RunDir.CHECKPOINTS, RunDir.HISTORY, RunDir.SAMPLES)
+
+
+def _differences(previous, current, prefix=""):
+    """Dotted keys whose values differ between two config dicts, skipping ``_RESUMABLE``."""
+    keys = []
+    for key in sorted(set(previous) | set(current)):
+        name = f"{prefix}{key}"
+        skip = _RESUMABLE.get(key, ()) if not prefix else ()
+        if skip is None:
+            continue
+        old, new = previous.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            keys += [k for k in _differences(old, new, f"{name}.") if k.rpartition(".")[2] not in skip]
+        elif old != new:
+            keys.append(name)
+    return keys
+
+
+def check_run_dir(run_dir, config):
+    """Refuse a run directory that cannot take this run, writing nothing.
+
+    A run directory resumes when its ``config.yaml`` equals ``config`` up to
+    ``training.steps``, ``training.steps_per_epoch`` and ``limits``; it is
+    refused when it is a file, is not writable, holds another config, an
+    unreadable ``config.yaml``, or another command's outputs (e.g. an
+    ``import-reference`` model) without a ``config.yaml``.
+
+    Raises:
+        RunDirError: naming the directory and the problem.
+    """
+    check_writable_dir(run_dir, "run directory")
+    saved = run_dir / RunDir.CONFIG
+    if saved.exists():
+        try:
+            previous = load_config(saved)
+        except ConfigError as err:
+            raise RunDirError(
+                f"{saved} does not hold a run's config ({err}); use a new --run-dir, or delete it if no run "
+                "was started there"
+            ) from err
+        differences = _differences(previous.to_dict(), config.to_dict())
+        if differences:
+            raise RunDirError(
+                f"{run_dir} holds a run with a different config (it differs in {', '.join(differences)}); use a new "
+                "--run-dir, or the same config (training.steps and training.steps_per_epoch may change on resume)"
+            )
+        return
+    found = [name for name in _RUN_OUTPUTS if (run_dir / name).exists()]
+    if found:
+        raise RunDirError(
+            f"{run_dir} holds {', '.join(found)} but no {RunDir.CONFIG}: the output of another command or run; use a "
+            "new --run-dir"
+        )
+
+
+def _write_config(run_dir, config):
+    temporary = run_dir / f".{RunDir.CONFIG}.tmp"
+    temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    os.replace(temporary, run_dir / RunDir.CONFIG)
+
+
+def _lock(directory):
+    """An exclusive lock on ``directory`` (held while the returned file stays open): one training per run."""
+    handle = open(directory / RunDir.LOCK, "a")  # held open for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunDirError(f"another process is training in {directory}") from None
+    return handle
+
+
+def _remove_stale_temporaries(checkpoint_dir):
+    """Delete the ``ckpt-N_temp/`` directories of checkpoints whose writer was killed (the run holds the lock)."""
+    for path in Path(checkpoint_dir).glob("*_temp"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            log.info("removed the incomplete checkpoint %s", path)
+
+
+def _check_intact(path):
+    """Read every tensor of a checkpoint, so that a truncated or corrupt file fails here, not mid-restore."""
+    reader = tf.train.load_checkpoint(path)
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+
+
+def restore_newest_intact(checkpoint, manager):
+    """Restore the newest checkpoint of ``manager`` that reads back whole; return its path (None: there is none).
+
+    A damaged checkpoint (e.g. truncated by a full disk) is skipped with a
+    warning that names it, and the one before it is tried.
+
+    Raises:
+        RunDirError: every checkpoint is damaged.
+    """
+    damaged = []
+    for path in reversed(manager.checkpoints):
+        try:
+            _check_intact(path)
+        except (tf.errors.OpError, ValueError, IndexError, OSError) as err:
+            reason = " ".join(str(err).split())[:200]
+            log.warning("checkpoint %s is damaged (%s); trying the one before it", path, reason)
+            damaged.append(path)
+            continue
+        checkpoint.restore(path).assert_existing_objects_matched()
+        if damaged:
+            log.warning("resumed from %s: the newer %s could not be read", path, ", ".join(damaged))
+        return path
+    if damaged:
+        raise RunDirError(
+            f"no intact checkpoint in {manager.directory} (damaged: {', '.join(damaged)}); move them away to train "
+            "from the start"
+        )
+    return None
+
+
+def next_segment(step, steps, steps_per_epoch):
+    """The next ``fit`` call from ``step``: ``(steps_per_epoch, epochs)``.
+
+    Epochs end at multiples of ``steps_per_epoch`` (and at ``steps``), where
+    checkpoints are written: a run resumed mid-epoch first completes that
+    epoch, and a last shorter epoch makes the run stop at exactly ``steps``.
+    """
+    head = -step % steps_per_epoch
+    if head:
+        return min(head, steps - step), 1
+    if steps - step >= steps_per_epoch:
+        return steps_per_epoch, (steps - step) // steps_per_epoch
+    return steps - step, 1
+
+
+def run_training(config, run_dir, verbose=1):
+    """Train ``config`` (resuming from ``run_dir``'s last checkpoint) and write the run directory.
+
+    Nothing is written before the run directory, the config, the model and
+    the data source are checked. SIGINT and SIGTERM during training stop it
+    after the current step with a checkpoint (``TrainingInterrupted``).
+
+    Args:
+        config: ``ExperimentConfig``.
+        run_dir: output directory (created, or resumed).
+        verbose: Keras verbosity (1: progress bar).
+
+    Returns:
+        dict summary: steps, wall times and, for digits, the quality figures.
+
+    Raises:
+        RunDirError: the run directory cannot take this run (see ``check_run_dir``).
+        TrainingDiverged: the watchdog stopped training (after any rollbacks);
+            the last checkpoint is intact.
+        TrainingInterrupted: a signal stopped training; a checkpoint of the
+            current step was written (or, after a divergence, the last good
+            one kept), and the same call resumes.
+    """
+    run_dir = Path(run_dir)
+    train = config.training
+    if train.mixed_precision:
+        keras.mixed_precision.set_global_policy(train.mixed_precision)
+    strategy = make_strategy(train.strategy, tpu=train.tpu)
+    out_dir, chief = _worker_dir(run_dir, strategy)
+    if chief:
+        check_run_dir(run_dir, config)
+    else:
+        check_writable_dir(out_dir, "run directory")
+    model, checkpoint, manager, lr_scale = restore_or_initialise(config, strategy, out_dir)
+
+    source = config.data.to_source()
+
+    def dataset(step):
+        if strategy.num_replicas_in_sync > 1:
+            return distributed_dataset(strategy, source, train.batch_size, seed=config.seed, start_step=step)
+        return image_dataset(source, train.batch_size, training=True, seed=config.seed, start_step=step)
+
+    # Reading the source checks it (empty, smaller than a batch) before the run directory is written.
+    first = dataset(int(model.optimizer.iterations.numpy()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _lock(out_dir):
+        if chief:
+            _write_config(run_dir, config)
+        _remove_stale_temporaries(out_dir / RunDir.CHECKPOINTS)
+        start = time.time()
+        rollbacks = fit_with_rollback(
+            config, model, checkpoint, manager, lr_scale, first, dataset, out_dir, chief, verbose
+        )
+        summary = {"train_seconds": time.time() - start, "steps": int(model.optimizer.iterations.numpy())}
+        summary["rollbacks"] = rollbacks
+        write_outputs(model, out_dir)
+        if chief and isinstance(model, HatEBM):
+            summary.update(evaluate(config, model, run_dir))
+        return summary
+
+
+def restore_or_initialise(config, strategy, out_dir):
+    """The compiled model of ``config`` in ``strategy``'s scope: resumed from its newest intact checkpoint, or new.
+
+    Network initialisation is seeded: the same config gives the same run.
+
+    Returns:
+        ``(model, checkpoint, manager, lr_scale)``: the ``tf.train.Checkpoint``
+        of the model, its optimizers and ``lr_scale`` (the rollbacks'
+        learning-rate factor), and its ``CheckpointManager`` in ``out_dir``.
+    """
+    train = config.training
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(config)
+        lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
+        optimizers = {"hat_optimizer": model.optimizer}
+        if getattr(model, "generator_optimizer", None) is not None:
+            optimizers["generator_optimizer"] = model.generator_optimizer
+        checkpoint = tf.train.Checkpoint(model=model, lr_scale=lr_scale, **optimizers)
+        manager = tf.train.CheckpointManager(
+            checkpoint, out_dir / RunDir.CHECKPOINTS, max_to_keep=train.checkpoints_to_keep
+        )
+        resumed = restore_newest_intact(checkpoint, manager)
+        if resumed:
+            log.info("resumed from %s", resumed)
+        elif isinstance(model, HatEBM):
+            model.initialize_banks()
+    return model, checkpoint, manager, lr_scale
+
+
+def _learning_rates(config, model, lr_scale):
+    """The callback that sets each optimizer's learning rate from its schedule, times ``lr_scale``."""
+    train = config.training
+    schedules = [(model.optimizer, train.hat_learning_rate)]
+    if getattr(model, "generator_optimizer", None) is not None:
+        schedules.append((model.generator_optimizer, train.generator_learning_rate))
+    return LearningRateSchedule(schedules, lr_scale)
+
+
+def _logging_callbacks(config, model, out_dir, chief):
+    """The chief's TensorBoard logs, sample grids and quality evaluations, as the config asks."""
+    train, evaluation = config.training, config.evaluation
+    callbacks = []
+    board = out_dir / RunDir.TENSORBOARD if train.tensorboard_every and chief else None
+    if board:
+        callbacks.append(keras.callbacks.TensorBoard(str(board), update_freq=train.tensorboard_every))
+        if isinstance(model, HatEBM):
+            callbacks.append(SampleGrid(board, train.tensorboard_every))
+    if evaluation.every and chief:
+        # After TensorBoard, which would log its NaN epochs; before the saver, which writes its figures.
+        seed = config.seed + 1  # the seed of the run's samples
+        callbacks.append(
+            QualityEvaluation(
+                evaluation.every, evaluation.quality_samples, seed, evaluation.batch_size, evaluation.sampler, board
+            )
+        )
+    return callbacks
+
+
+def fit_with_rollback(config, model, checkpoint, manager, lr_scale, first, dataset, out_dir, chief, verbose):
+    """Train to ``training.steps`` in ``fit`` calls that end at checkpoints; roll back on a divergence.
+
+    Args:
+        config: ``ExperimentConfig``.
+        model, checkpoint, manager, lr_scale: as from ``restore_or_initialise``.
+        first: the data of the first ``fit`` call (already read, to check the source).
+        dataset: ``step → data`` from ``step`` on, for the later calls.
+        out_dir: this worker's directory (checkpoints, history).
+        chief: whether this worker writes the run directory's logs.
+        verbose: Keras verbosity.
+
+    Returns:
+        The number of rollbacks.
+
+    Raises:
+        TrainingDiverged: the watchdog stopped training (after any rollbacks).
+        TrainingInterrupted: a signal stopped training, after a checkpoint.
+    """
+    train = config.training
+    rollbacks, data = 0, first
+    with StopOnSignal() as stop:
+        while (step := int(model.optimizer.iterations.numpy())) < train.steps:
+            if stop.signum is not None:  # between two fit calls: nothing trained since the last checkpoint
+                _interrupted(stop.signum, step, None, None, manager)
+            saver = CheckpointEveryEpoch(manager, out_dir / RunDir.HISTORY, model.optimizer.iterations)
+            steps_per_epoch, epochs = next_segment(step, train.steps, train.steps_per_epoch)
+            watchdog, keep = DivergenceWatchdog(train.max_energy_gap), KeepTrainingWeights()
+            callbacks = [
+                _learning_rates(config, model, lr_scale),
+                watchdog,
+                stop,
+                *_logging_callbacks(config, model, out_dir, chief),
+                saver,
+                keep,
+            ]
+            first_epoch = step // train.steps_per_epoch  # Keras's epoch numbers, for its logs
+            model.fit(
+                dataset(step) if data is None else data,
+                initial_epoch=first_epoch,
+                epochs=first_epoch + epochs,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,  # the pipeline shuffles (strategy-safe); Keras would only warn
+            )
+            data = None
+            keep.restore()
+            if stop.signum is not None:
+                _interrupted(stop.signum, int(model.optimizer.iterations.numpy()), saver, watchdog, manager)
+            if watchdog.diverged is None:
+                continue
+            last = manager.latest_checkpoint
+            if train.on_divergence != "rollback" or rollbacks >= train.max_rollbacks or not last:
+                raise TrainingDiverged(f"{watchdog.diverged}; the last good checkpoint is {manager.latest_checkpoint}")
+            rollbacks += 1
+            scale = float(lr_scale.numpy()) * train.rollback_lr_factor
+            restored = restore_newest_intact(checkpoint, manager)  # this restores lr_scale too: set it after
+            lr_scale.assign(scale)
+            log.warning(
+                "%s; rollback %d/%d to %s with learning rates scaled by %.4g",
+                watchdog.diverged,
+                rollbacks,
+                train.max_rollbacks,
+                restored,
+                float(lr_scale.numpy()),
+            )
+    if step > train.steps:
+        log.warning("the run is at step %d, past training.steps=%d: nothing to train", step, train.steps)
+    return rollbacks
+
+
+def _interrupted(signum, step, saver, watchdog, manager):
+    """After a signal: checkpoint this step with ``saver`` (unless training diverged); raise ``TrainingInterrupted``."""
+    name = signal.Signals(signum).name
+    if watchdog is not None and watchdog.diverged is not None:
+        done = f"{watchdog.diverged}; kept the last good checkpoint {manager.latest_checkpoint}"
+    elif saver is None:
+        done = f"the last checkpoint is {manager.latest_checkpoint or 'none (nothing was trained)'}"
+    else:
+        done = f"wrote the checkpoint {saver.save()}"
+    raise TrainingInterrupted(
+        f"{name} at step {step}: {done}; run the same `hat-ebm train` command again to resume", signum
+    )
+
+
+def write_outputs(model, out_dir):
+    """Write the trained model (its moving-average weights) and the training curve into ``out_dir``."""
+    # The weights are the trained ones (KeepTrainingWeights): the model is saved with their moving averages.
+    model.optimizer.finalize_variable_values(model.trainable_weights)
+    model.save(out_dir / RunDir.MODEL)
+    history = load_history(out_dir / RunDir.HISTORY)
+    if history:
+        steps = history.pop("step")
+        save_training_curves(steps, history, out_dir / RunDir.TRAINING_CURVE)
+
+
+def evaluate(config, model, run_dir):
+    """Draw the run's samples (``samples.npz``, ``samples.png``) and, for digits, score them (``quality.json``).
+
+    Returns:
+        dict: ``sample_seconds`` and, for digits, ``quality`` (the quality table).
+    """
+    start = time.time()
+    evaluation = config.evaluation
+    samples = write_samples(
+        model, run_dir, evaluation.num_samples, config.seed + 1, evaluation.batch_size, evaluation.sampler
+    )
+    summary = {"sample_seconds": time.time() - start}
+    if config.data.to_source().kind == "digits":
+        if len(samples) < 2:
+            log.warning("no quality.json: its Fréchet distance needs at least 2 samples (evaluation.num_samples)")
+        else:
+            summary["quality"] = quality_table(uint8_to_model_range(samples).numpy())
+            # The base generator alone (the chain's initial state, 0 Langevin steps): what the Hat EBM improves on.
+            base = dataclasses.replace(evaluation.sampler or model.sampler_config, num_steps=0)
+            generated = model.sample(
+                evaluation.num_samples, seed=config.seed + 1, batch_size=evaluation.batch_size, config=base
+            )
+            summary["quality"][GENERATOR_ROW] = quality_report(np.clip(generated.numpy(), -1.0, 1.0))
+            (Path(run_dir) / RunDir.QUALITY).write_text(json.dumps(summary["quality"], indent=1))
+    return summary

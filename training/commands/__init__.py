@@ -1,5 +1,0 @@
-"""Sub-commands of ``hat-ebm``: each module defines ``register(subparsers)``.
-
-``training.cli`` discovers the modules of this package, so a new command is a
-new module here and nothing else.
-"""
