@@ -15,6 +15,31 @@ import tensorflow as tf
 
 STRATEGIES = ("auto", "cpu", "mirrored", "multi_worker", "tpu")
 
+# Collective group keys reserved per MirroredStrategy; far more than the
+# groups one strategy creates (one per device set).
+_KEYS_PER_STRATEGY = 10_000
+
+
+def mirrored_strategy(devices=None):
+    """A ``MirroredStrategy`` whose collectives cannot collide with another one's.
+
+    TensorFlow starts every ``MirroredStrategy``'s collective group keys at 1
+    (a class attribute), so a second strategy in the same process reuses the
+    first one's (group, instance) keys. Synchronized batch norm all-reduces
+    with collectives, and the second strategy's ops then meet the first one's
+    under the same keys: "Shape mismatch in the collective instance 100".
+    Each strategy made here gets its own key range, as TensorFlow's own tests do.
+
+    Args:
+        devices: device names; default all local GPUs, or all logical CPUs
+            when there is no GPU.
+    """
+    if devices is None:
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
+    tf.distribute.MirroredStrategy._collective_key_base += _KEYS_PER_STRATEGY
+    return tf.distribute.MirroredStrategy(devices)
+
 
 def make_strategy(kind="auto", tpu=None):
     """A ``tf.distribute.Strategy`` by name.
@@ -46,8 +71,7 @@ def make_strategy(kind="auto", tpu=None):
     if kind == "cpu":
         return tf.distribute.OneDeviceStrategy("/cpu:0")
     if kind == "mirrored":
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
-        return tf.distribute.MirroredStrategy(devices or [d.name for d in tf.config.list_logical_devices("CPU")])
+        return mirrored_strategy()
     if kind == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("strategy='multi_worker' reads the cluster from TF_CONFIG, which is not set")

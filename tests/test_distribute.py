@@ -13,7 +13,7 @@ import tensorflow as tf
 import yaml
 
 from hat_ebm_tf.data import DataSource, array_dataset, distributed_dataset, image_dataset
-from hat_ebm_tf.distribute import make_strategy
+from hat_ebm_tf.distribute import make_strategy, mirrored_strategy
 from tests.helpers import HAT_EBM, tiny_autoencoder, tiny_digits_config, tiny_model
 
 
@@ -37,7 +37,7 @@ def _train_three_steps(strategy, weights):
 def test_mirrored_two_devices_equals_one_device():
     weights = tiny_model(bank_size=64).get_weights()
     single = _train_three_steps(tf.distribute.get_strategy(), weights)
-    mirrored = _train_three_steps(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), weights)
+    mirrored = _train_three_steps(mirrored_strategy(["/cpu:0", "/cpu:1"]), weights)
     assert mirrored.distribute_strategy.num_replicas_in_sync == 2
     assert int(mirrored.optimizer.iterations.numpy()) == 3
     for a, b in zip(single.get_weights(), mirrored.get_weights(), strict=True):
@@ -57,7 +57,7 @@ def _train_autoencoder(strategy, digits, weights=None):
 def test_autoencoder_noise_is_the_same_on_one_or_two_replicas(digits16):
     weights = _train_autoencoder(tf.distribute.get_strategy(), digits16[:16]).get_weights()
     single = _train_autoencoder(tf.distribute.get_strategy(), digits16[:16], weights)
-    mirrored = _train_autoencoder(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), digits16[:16], weights)
+    mirrored = _train_autoencoder(mirrored_strategy(["/cpu:0", "/cpu:1"]), digits16[:16], weights)
     moved = max(float(np.max(np.abs(a - b))) for a, b in zip(weights, single.get_weights(), strict=True))
     assert moved > 1e-4  # the two steps trained
     for a, b in zip(single.get_weights(), mirrored.get_weights(), strict=True):
@@ -67,7 +67,7 @@ def test_autoencoder_noise_is_the_same_on_one_or_two_replicas(digits16):
 def test_an_in_memory_dataset_gives_the_same_batches_under_a_strategy():
     images = np.linspace(-1.0, 1.0, 24 * 4 * 4).reshape(24, 4, 4, 1).astype(np.float32)
     alone = [batch.numpy() for batch in array_dataset(images, 8, seed=5).take(6)]  # two epochs
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy(["/cpu:0", "/cpu:1"])
     # The strategy copies the pipeline: a Dataset.shuffle seed would be re-derived, a permutation is not.
     distributed = strategy.experimental_distribute_dataset(array_dataset(images, 8, seed=5))
     iterator = iter(distributed)
