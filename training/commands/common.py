@@ -79,6 +79,14 @@ def positive_int(text):
     return value
 
 
+def probability(text):
+    """argparse type: a number strictly between 0 and 1."""
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
+    return value
+
+
 def load_trained_model(path):
     """A ``HatEBM`` from a run directory or a ``.keras`` file.
 

@@ -1,7 +1,8 @@
-"""``hat-ebm ood``: out-of-distribution metrics of an exported SavedModel's ``ood_score``.
+"""``hat-ebm ood``: an out-of-distribution report of an exported SavedModel's score.
 
-Needs only TensorFlow and the SavedModel (``export.scoring``), not the model's
-Python code.
+Scoring needs only TensorFlow and the SavedModel (``export.scoring``); the
+offline suite, data sources and the figures come from
+``hat_ebm_tf.evaluation.ood_suite``.
 """
 
 import json
@@ -9,29 +10,47 @@ from pathlib import Path
 
 from training.commands.common import positive_int
 
+SUITES = ("digits",)
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
         "ood",
-        help="AUROC, AUPR and FPR@95%%TPR of a SavedModel's ood_score",
+        help="OOD report of a SavedModel: AUROC, AUPR, FPR@95%%TPR, the calibrated detector's FPR/TPR, figures",
         description=(
-            "Score an in-distribution set and one or more out-of-distribution sets with the ood_score "
-            "signature of a SavedModel written by `hat-ebm export` (higher = more out-of-distribution), "
-            "and report AUROC, AUPR (OOD as positive) and FPR@95%TPR for each OOD set, as a table and as JSON. "
-            "DATA is a .npy file, or a .npz file with an array 'images': uint8 [N, H, W, C] pixels or "
-            "float images in [-1, 1]."
+            "Score an in-distribution set and out-of-distribution sets with a SavedModel written by `hat-ebm "
+            "export` (ood_score; higher = more out-of-distribution), and report AUROC, AUPR (OOD as positive) and "
+            "FPR@95%TPR for each OOD set, as a table (and as JSON: --json, --report-dir). A calibrated SavedModel "
+            "(`hat-ebm export --calibrate`) is scored with ood_detect, and the report adds the fraction of each set "
+            "it flags: its FPR on the in-distribution set and its TPR on each OOD set, at the stored threshold. "
+            "DATA is a .npy "
+            "file, or a .npz file with an array 'images' (uint8 [N, H, W, C] pixels or floats in [-1, 1]), or a "
+            "data source as in configs (digits:test, tfds:NAME:SPLIT, a folder), read at the model's image size. "
+            "--suite digits scores digits:test against the offline digits OOD sets. --report-dir writes "
+            "ood_report.json, ood_histograms.png and ood_roc.png."
         ),
     )
     parser.add_argument(
         "--model", required=True, help="SavedModel version directory, or model directory (highest version)"
     )
-    parser.add_argument("--in", dest="in_data", required=True, metavar="DATA", help="in-distribution images")
     parser.add_argument(
-        "--out", dest="out_data", required=True, action="append", metavar="DATA", help="OOD images (repeatable)"
+        "--in", dest="in_data", metavar="DATA", help="in-distribution images (default with --suite digits: digits:test)"
     )
+    parser.add_argument(
+        "--out", dest="out_data", action="append", default=[], metavar="DATA", help="OOD images (repeatable)"
+    )
+    parser.add_argument(
+        "--suite",
+        choices=SUITES,
+        help="add the offline OOD suite: rotated, inverted, uniform noise, constant, photo patches, letters",
+    )
+    parser.add_argument("--limit", type=positive_int, help="score at most N images of each data source")
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--json", dest="json_path", help="also write the JSON report to this file")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    parser.add_argument(
+        "--report-dir", help="write ood_report.json, ood_histograms.png and ood_roc.png to this directory"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing --json or --report-dir files")
     parser.set_defaults(func=run)
 
 
@@ -65,60 +84,65 @@ def load_images(path):
     return images
 
 
-def _table(report):
-    """The report as a plain-text table, one row per out-of-distribution set."""
-    header = ("out-of-distribution", "N", "AUROC", "AUPR", "FPR@95%TPR", "mean score")
-    rows = [
-        (
-            e["data"],
-            str(e["num_out"]),
-            *(f"{e[k]:.4f}" for k in ("auroc", "aupr", "fpr_at_95_tpr")),
-            f"{e['mean_score']:.4g}",
-        )
-        for e in report["out"]
-    ]
-    first = max(len(row[0]) for row in [header, *rows])
-    lines = [f"{row[0]:<{first}}" + "".join(f"{cell:>12}" for cell in row[1:]) for row in [header, *rows]]
-    inside = report["in"]
-    return "\n".join(
-        [
-            f"model {report['model']} ({report['signature']}; higher = more out-of-distribution)",
-            f"in-distribution {inside['data']}: N = {inside['num']}, mean score {inside['mean_score']:.4g}",
-            lines[0],
-            "-" * len(lines[0]),
-            *lines[1:],
-        ]
-    )
+def read_data(spec, image_shape, limit=None):
+    """Images of ``spec``: a ``.npy``/``.npz`` file (``load_images``) or a data source at ``image_shape``.
+
+    Returns:
+        ``[N, H, W, C]`` uint8 pixels, or float32 in [-1, 1]; at most ``limit`` images.
+    """
+    if Path(spec).suffix in (".npy", ".npz"):
+        return load_images(spec)[:limit]
+    from hat_ebm_tf.data import parse_source, read_source
+
+    height, _, channels = image_shape
+    return read_source(parse_source(spec, height, channels), limit=limit)
 
 
 def run(args):
-    from export.scoring import SCORE_SIGNATURE, load_scorer, ood_metrics
-    from training.outputs import output_file
+    from export.scoring import load_scorer
+    from hat_ebm_tf.errors import ConfigError
+    from hat_ebm_tf.evaluation import ood_suite
+    from training.outputs import check_writable_dir, output_file
 
+    if not args.suite and not (args.in_data and args.out_data):
+        raise ConfigError("hat-ebm ood: give --in DATA and at least one --out DATA, or --suite digits")
     json_path = output_file(args.json_path, "--json", overwrite=args.overwrite) if args.json_path else None
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    if report_dir:
+        check_writable_dir(report_dir, "--report-dir")
+        existing = (ood_suite.REPORT_FILE, ood_suite.HISTOGRAM_FILE, ood_suite.ROC_FILE) if report_dir.is_dir() else ()
+        for name in existing:
+            output_file(report_dir / name, "--report-dir", overwrite=args.overwrite)
     scorer = load_scorer(args.model, batch_size=args.batch_size)
+    calibrated = scorer.calibration is not None
 
-    def scores_of(path):
-        images = load_images(path)
+    def scored(name, images):
         try:
-            return scorer(images)
+            return scorer.detect(images) if calibrated else {"score": scorer(images)}
         except ValueError as err:  # shape or dtype the model does not take
-            raise ValueError(f"{path}: {err}") from err
+            raise ValueError(f"{name}: {err}") from err
 
-    in_scores = scores_of(args.in_data)
-    report = {
-        "model": str(scorer.path),
-        "signature": SCORE_SIGNATURE,
-        "in": {"data": args.in_data, "num": len(in_scores), "mean_score": float(in_scores.mean())},
-        "out": [],
-    }
-    for path in args.out_data:
-        out_scores = scores_of(path)
-        report["out"].append(
-            {"data": path, "mean_score": float(out_scores.mean()), **ood_metrics(in_scores, out_scores)}
-        )
-    print(_table(report))
+    in_set, out_sets = None, []
+    if args.suite:
+        if scorer.image_shape[-1] != 1:
+            raise ConfigError(f"--suite digits needs a single-channel model; {scorer.path} takes {scorer.image_shape}")
+        in_set, out_sets = ood_suite.digits_suite(scorer.image_shape[0])
+    if args.in_data:
+        in_set = (args.in_data, read_data(args.in_data, scorer.image_shape, args.limit))
+    out_sets += [(spec, read_data(spec, scorer.image_shape, args.limit)) for spec in args.out_data]
+    report = ood_suite.ood_report(
+        scorer.path,
+        (in_set[0], scored(*in_set)),
+        [(name, scored(name, images)) for name, images in out_sets],
+        calibration=scorer.calibration,
+    )
+    print(ood_suite.format_report(report))
     text = json.dumps(report, indent=1)
-    print(text)
     if json_path:
         json_path.write_text(text + "\n")
+    if report_dir:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / ood_suite.REPORT_FILE).write_text(text + "\n")
+        for path in ood_suite.save_figures(report, report_dir):
+            print(f"wrote {path}")
+        print(f"wrote {report_dir / ood_suite.REPORT_FILE}")
