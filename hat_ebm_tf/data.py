@@ -94,14 +94,15 @@ def parse_source(spec, image_size, channels, data_dir=None, **options):
 
     ``digits`` (the train split) or ``digits:SPLIT`` (``digits:held_out``,
     ``digits:all``); ``tfds:NAME`` or ``tfds:NAME:SPLIT`` (e.g.
-    ``tfds:cifar10:test``); a directory (``folder``); a ``.npz``/``.npy`` file
+    ``tfds:cifar10:test``, ``tfds:cifar10:test[:5000]``); a directory (``folder``); a ``.npz``/``.npy`` file
     (``array``).
     """
     if spec == "digits" or spec.startswith("digits:"):
         split = spec.partition(":")[2] or "train"
         return DataSource("digits", split=split, image_size=image_size, channels=channels, **options)
     if spec.startswith("tfds:"):
-        parts = spec.split(":")
+        # At most two splits: a TFDS split may slice, e.g. tfds:cifar10:test[:5000].
+        parts = spec.split(":", 2)
         split = parts[2] if len(parts) > 2 else "train"
         return DataSource("tfds", parts[1], split, data_dir, image_size, channels, **options)
     path = Path(spec)

@@ -76,6 +76,11 @@ def test_tfds_builders_through_mock_data(name, size, channels, tmp_path):
         _check(_first_batch(source, batch=4, training=False), 4, size, channels)
 
 
+def test_a_tfds_split_may_slice():
+    source = parse_source("tfds:cifar10:test[:5000]", 32, 3)
+    assert (source.kind, source.name, source.split) == ("tfds", "cifar10", "test[:5000]")
+
+
 def test_unprepared_tfds_names_builder_directory_and_how(tmp_path):
     with pytest.raises(DataError, match=r"'cifar10' is not prepared in .*cifar10.*tfds build cifar10 --data_dir"):
         _first_batch(DataSource("tfds", "cifar10", data_dir=str(tmp_path), image_size=32, channels=3))

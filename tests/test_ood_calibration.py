@@ -87,7 +87,7 @@ def test_letters_take_the_digits_format():
     np.testing.assert_array_equal((letters + 1.0) * 8.0, np.round((letters + 1.0) * 8.0))
     i, o = letters[..., 0] > -1.0
     assert i[:, 3:5].sum() > i[:, :2].sum() + i[:, 6:].sum()  # "I": a centred vertical stroke
-    assert not o[3:5, 3:5].any() and o[:, 0].any() and o[:, 7].any()  # "O": a ring, hollow in the middle
+    assert not o[3:5, 3:5].any() and o[:, 1].any() and o[:, 6].any()  # "O": a ring, hollow in the middle
 
 
 # ---------------------------------------------------- export, serve, report
@@ -210,7 +210,7 @@ def test_ood_command_reports_the_suite_and_the_detector(calibrated):
     assert extra["flagged"] == pytest.approx(fresh["is_ood"][:50].mean(), abs=0.021)
     for entry in report["out"]:
         assert entry["roc"]["fpr"][0] == 0.0 and entry["roc"]["tpr"][-1] == 1.0
-        assert np.trapezoid(entry["roc"]["tpr"], entry["roc"]["fpr"]) == pytest.approx(entry["auroc"], abs=1e-6)
+        assert np.trapezoid(entry["roc"]["tpr"], entry["roc"]["fpr"]) == pytest.approx(entry["auroc"], abs=1e-4)
     counts = report["histogram"]["counts"]
     assert list(counts) == ["digits:test", *SUITE_SETS, "extra.npz"] and sum(counts["letters"]) == 208
     for name in ("ood_histograms.png", "ood_roc.png"):

@@ -163,7 +163,9 @@ def ood_report(model, in_set, out_sets, calibration=None, bins=40):
     """
     in_name, in_result = in_set
     pooled = np.concatenate([in_result["score"], *(result["score"] for _, result in out_sets)])
-    edges = np.linspace(*np.percentile(pooled, [1, 99]), bins + 1)
+    low, high = np.percentile(pooled, [1, 99])
+    # Widened when (nearly) all scores are equal: bin edges must increase.
+    edges = np.linspace(low, high, bins + 1) if high > low else np.linspace(low - 0.5, high + 0.5, bins + 1)
 
     def flagged(result):
         return float(np.mean(result["is_ood"])) if calibration else None
