@@ -249,10 +249,11 @@ def save_figures(report, directory):
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    for entry in report["out"]:
-        line = ax.plot(entry["roc"]["fpr"], entry["roc"]["tpr"], label=f"{entry['data']} ({entry['auroc']:.3f})")[0]
+    for index, entry in enumerate(report["out"], start=1):
+        color = f"C{index}"  # each set in its colour of the histograms (C0: the in-distribution set)
+        ax.plot(entry["roc"]["fpr"], entry["roc"]["tpr"], color=color, label=f"{entry['data']} ({entry['auroc']:.3f})")
         if threshold is not None:
-            ax.plot(report["in"]["flagged"], entry["flagged"], "o", color=line.get_color())
+            ax.plot(report["in"]["flagged"], entry["flagged"], "o", color=color)
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set_xlabel("FPR (in-distribution flagged)")
     ax.set_ylabel("TPR (OOD flagged)")
