@@ -23,9 +23,16 @@ from hat_ebm_tf.validation import check_image_array
 TFDS_BUILDERS = ("cifar10", "celeb_a", "imagenet2012", "svhn_cropped", "cifar100")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 KINDS = ("digits", "tfds", "folder", "array")
-# scikit-learn's 1797 digits: a fixed train split (the first 1000) and the held-out rest.
+# scikit-learn's 1797 digits: a fixed train split (the first 1000) and the held-out rest. The held-out digits
+# alternate between `calibration` (OOD calibration at export) and `test`, two disjoint halves of the same writers.
 DIGITS_TRAIN_SIZE = 1000
-DIGITS_SPLITS = {"train": slice(0, DIGITS_TRAIN_SIZE), "held_out": slice(DIGITS_TRAIN_SIZE, None), "all": slice(None)}
+DIGITS_SPLITS = {
+    "train": slice(0, DIGITS_TRAIN_SIZE),
+    "held_out": slice(DIGITS_TRAIN_SIZE, None),
+    "calibration": slice(DIGITS_TRAIN_SIZE, None, 2),
+    "test": slice(DIGITS_TRAIN_SIZE + 1, None, 2),
+    "all": slice(None),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +46,8 @@ class DataSource:
         name: TFDS builder name (``tfds``) or path (``folder``, ``array``).
         split: TFDS split, e.g. ``train`` or ``test``; for ``digits``, one of
             ``DIGITS_SPLITS``: ``train`` (the first 1000), ``held_out`` (the
-            other 797) or ``all``.
+            other 797), its halves ``calibration`` (399) and ``test`` (398),
+            or ``all``.
         data_dir: TFDS data directory (default: TFDS's own). Never downloaded.
         image_size: model height and width.
         channels: model channels (1 or 3).
@@ -87,14 +95,15 @@ def parse_source(spec, image_size, channels, data_dir=None, **options):
 
     ``digits`` (the train split) or ``digits:SPLIT`` (``digits:held_out``,
     ``digits:all``); ``tfds:NAME`` or ``tfds:NAME:SPLIT`` (e.g.
-    ``tfds:cifar10:test``); a directory (``folder``); a ``.npz``/``.npy`` file
+    ``tfds:cifar10:test``, ``tfds:cifar10:test[:5000]``); a directory (``folder``); a ``.npz``/``.npy`` file
     (``array``).
     """
     if spec == "digits" or spec.startswith("digits:"):
         split = spec.partition(":")[2] or "train"
         return DataSource("digits", split=split, image_size=image_size, channels=channels, **options)
     if spec.startswith("tfds:"):
-        parts = spec.split(":")
+        # At most two splits: a TFDS split may slice, e.g. tfds:cifar10:test[:5000].
+        parts = spec.split(":", 2)
         split = parts[2] if len(parts) > 2 else "train"
         return DataSource("tfds", parts[1], split, data_dir, image_size, channels, **options)
     path = Path(spec)
@@ -179,7 +188,8 @@ def load_digits(image_size=16, return_labels=False, split="train"):
     Args:
         image_size: output height and width (≥ 8).
         return_labels: also return the ``[N]`` int labels 0..9.
-        split: ``train`` (N = 1000), ``held_out`` (N = 797) or ``all`` (N = 1797).
+        split: ``train`` (N = 1000), ``held_out`` (N = 797), its alternate
+            rows ``calibration`` (N = 399) and ``test`` (N = 398), or ``all`` (N = 1797).
 
     Returns:
         ``[N, image_size, image_size, 1]`` float32 in [-1, 1] (and labels).
@@ -389,6 +399,29 @@ def image_dataset(source, batch_size, training=True, seed=0, input_context=None,
         ds = ds.map(lambda raw: _to_model(decode(raw), source), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def read_source(source, limit=None, batch_size=256):
+    """A source's images in memory, in order, as the evaluation pipeline gives them (``image_dataset``).
+
+    Args:
+        source: ``DataSource``.
+        limit: read at most this many images (None: all).
+        batch_size: images per pipeline batch.
+
+    Returns:
+        ``[N, S, S, C]`` float32 in [-1, 1].
+
+    Raises:
+        DataError: the source holds no images.
+    """
+    ds = image_dataset(source, batch_size, training=False)
+    if limit is not None:
+        ds = ds.unbatch().take(limit).batch(batch_size)
+    batches = [batch.numpy() for batch in ds]
+    if not batches:
+        raise DataError(f"data source {_describe(source)} holds no images")
+    return np.concatenate(batches)
 
 
 def distributed_dataset(strategy, source, global_batch_size, seed=0, start_step=0):

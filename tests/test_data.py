@@ -54,10 +54,18 @@ def test_digits_splits_are_fixed_and_only_the_train_split_trains():
     # The training stream of `digits` holds train digits only (an epoch of 1000 is each of them once).
     epoch = next(iter(image_dataset(parse_source("digits", 8, 1), 1000, seed=3))).numpy()
     assert {im.tobytes() for im in epoch} == {im.tobytes() for im in read["train"]}
-    with pytest.raises(ValueError, match=r"split='test': expected one of \['train', 'held_out', 'all'\]"):
-        load_digits(16, split="test")
-    with pytest.raises(DataError, match=r"digits split='test'"):
-        parse_source("digits:test", 16, 1)
+    with pytest.raises(ValueError, match=r"split='tests': expected one of \['train', 'held_out', 'calibration'"):
+        load_digits(16, split="tests")
+    with pytest.raises(DataError, match=r"digits split='tests'"):
+        parse_source("digits:tests", 16, 1)
+
+
+def test_the_held_out_digits_split_into_disjoint_calibration_and_test_halves():
+    held_out = load_digits(8, split="held_out")
+    calibration, test = load_digits(8, split="calibration"), load_digits(8, split="test")
+    assert (len(calibration), len(test)) == (399, 398)
+    np.testing.assert_array_equal(calibration, held_out[0::2])
+    np.testing.assert_array_equal(test, held_out[1::2])
 
 
 @pytest.mark.parametrize("name", TFDS_BUILDERS)
@@ -67,6 +75,11 @@ def test_tfds_builders_through_mock_data(name, size, channels, tmp_path):
         source = parse_source(f"tfds:{name}:train", size, channels, data_dir=str(tmp_path))
         _check(_first_batch(source), 4, size, channels)
         _check(_first_batch(source, batch=4, training=False), 4, size, channels)
+
+
+def test_a_tfds_split_may_slice():
+    source = parse_source("tfds:cifar10:test[:5000]", 32, 3)
+    assert (source.kind, source.name, source.split) == ("tfds", "cifar10", "test[:5000]")
 
 
 def test_unprepared_tfds_names_builder_directory_and_how(tmp_path):

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 from scipy.stats import norm
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import roc_curve as sklearn_roc_curve
 
 from hat_ebm_tf.evaluation.ood import load_images
-from hat_ebm_tf.serving.scoring import aupr, auroc, fpr_at_tpr, ood_metrics
+from hat_ebm_tf.serving.scoring import aupr, auroc, fpr_at_tpr, ood_metrics, roc_curve
 
 
 def test_auroc_of_hand_counted_cases():
@@ -52,8 +53,20 @@ def test_metrics_match_scikit_learn_with_ties():
     assert auroc(inside, outside) == pytest.approx(roc_auc_score(is_ood, scores), abs=1e-12)
     assert aupr(inside, outside) == pytest.approx(average_precision_score(is_ood, scores), abs=1e-12)
     # FPR@95%TPR takes the in-distribution inputs as the positives, accepted when the score is low.
-    fpr, tpr, _ = roc_curve(1 - is_ood, -scores, drop_intermediate=False)
+    fpr, tpr, _ = sklearn_roc_curve(1 - is_ood, -scores, drop_intermediate=False)
     assert fpr_at_tpr(inside, outside) == pytest.approx(fpr[np.argmax(tpr >= 0.95 - 1e-12)], abs=1e-12)
+
+
+def test_roc_curve_matches_scikit_learn_with_ties():
+    rng = np.random.default_rng(2)
+    inside, outside = rng.integers(0, 20, 300).astype(float), rng.integers(5, 25, 200).astype(float)
+    fpr, tpr = roc_curve(inside, outside)
+    expected_fpr, expected_tpr, _ = sklearn_roc_curve(
+        np.r_[np.zeros(300), np.ones(200)], np.r_[inside, outside], drop_intermediate=False
+    )
+    np.testing.assert_allclose(fpr, expected_fpr, atol=1e-12)
+    np.testing.assert_allclose(tpr, expected_tpr, atol=1e-12)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(auroc(inside, outside), abs=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ in TF Serving's layout::
                 variables/
                 assets.extra/tf_serving_warmup_requests
                 assets.extra/sampler_config.json   the sampler settings baked into sample/refine
+                assets.extra/ood_calibration.json  the OOD calibration (only when calibrated)
 
 A version is written to a hidden temporary directory next to the versions and
 renamed to ``N`` once complete: TF Serving only loads directories named by an
@@ -27,6 +28,8 @@ energy              ``images`` float32 ``[B, H, W, C]`` in [-1, 1]      ``energy
 energy_uint8        ``images`` uint8 ``[B, H, W, C]``                   ``energy`` ``[B]``
 ood_score           ``images`` float32 ``[B, H, W, C]`` in [-1, 1]      ``score`` ``[B]``
 ood_score_uint8     ``images`` uint8 ``[B, H, W, C]``                   ``score`` ``[B]``
+ood_detect          ``images`` float32 ``[B, H, W, C]`` in [-1, 1]      ``score``, ``p_value``, ``is_ood`` ``[B]``
+ood_detect_uint8    ``images`` uint8 ``[B, H, W, C]``                   ``score``, ``p_value``, ``is_ood`` ``[B]``
 sample              ``seeds`` int64 ``[B]``                             ``images`` ``[B, H, W, C]``
 refine (joint)      ``latents`` ``[B, *latent]``, ``seeds`` ``[B]``     ``images`` ``[B, H, W, C]``
 generate            ``latents`` float32 ``[B, *latent]``                ``images`` ``[B, H, W, C]``
@@ -35,7 +38,11 @@ serving_default     = ``ood_score``
 ==================  =================================================  =========================
 
 ``ood_score`` is the energy ``H(x)``: higher means less likely under the model,
-so more out-of-distribution. ``sample``/``refine`` run the model's own seeded
+so more out-of-distribution. ``ood_detect`` and ``ood_detect_uint8`` exist
+only in a calibrated export (``calibration``, see
+``hat_ebm_tf.evaluation.ood_calibration``): beside ``score`` they return the
+conformal ``p_value`` against the stored calibration scores and
+``is_ood = p_value <= fpr``, computed in the graph. ``sample``/``refine`` run the model's own seeded
 sampler (``HatEBM.sample_with_seeds``/``refine_with_seeds``) with one
 ``LangevinConfig`` baked in, by default the model's ``sampler_config``
 (``hat-ebm export`` passes the run's evaluation sampler). ``sampler_config``
@@ -71,6 +78,8 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 from hat_ebm_tf.data import uint8_to_model_range
+from hat_ebm_tf.evaluation.ood_calibration import CalibrationModule
+from hat_ebm_tf.serving.scoring import CALIBRATION_FILE
 
 MODELS_CONFIG = "models.config"
 BATCHING_PARAMETERS = "batching_parameters.txt"
@@ -183,13 +192,15 @@ def sampler_json(config):
     return json.dumps(config.to_dict())
 
 
-def serving_functions(model, sampler=None):
+def serving_functions(model, sampler=None, calibration=None):
     """The signature functions of ``model``: name → ``tf.function`` with its input signature.
 
     Args:
         model: a trained ``HatEBM``.
         sampler: ``LangevinConfig`` baked into ``sample`` and ``refine``
             (default: ``model.sampler_config``).
+        calibration: a ``CalibrationModule``: adds ``ood_detect`` and
+            ``ood_detect_uint8``; None (default) leaves them out.
 
     Returns:
         dict of ``tf.function``; each returns a dict of named outputs.
@@ -201,15 +212,19 @@ def serving_functions(model, sampler=None):
     seeds_spec = tf.TensorSpec([None], tf.int64, name="seeds")
     latents_spec = tf.TensorSpec([None, *latent_shape], tf.float32, name="latents")
 
-    def energy_of(signature, output):
+    def energy_of(signature, output=None, head=None):
+        # The outputs: {output: energy}, or head(energy) (a dict).
+        def outputs(energy):
+            return head(energy) if head else {output: energy}
+
         @tf.function(input_signature=[float_images])
         def from_float(images):
-            return {output: model.energy(_checked_images(images, image_shape, signature))}
+            return outputs(model.energy(_checked_images(images, image_shape, signature)))
 
         @tf.function(input_signature=[uint8_images])
         def from_uint8(images):
             where = f"{signature}_uint8: images"
-            return {output: model.energy(uint8_to_model_range(_checked_shape(images, image_shape, where)))}
+            return outputs(model.energy(uint8_to_model_range(_checked_shape(images, image_shape, where))))
 
         return {signature: from_float, f"{signature}_uint8": from_uint8}
 
@@ -240,7 +255,10 @@ def serving_functions(model, sampler=None):
         seeds = _checked_shape(seeds, (), "sampler_config: seeds")
         return {"json": tf.fill(tf.shape(seeds), sampler_json(config))}
 
-    functions = {**energy_of("energy", "energy"), **energy_of("ood_score", "score"), "sample": sample}
+    functions = {**energy_of("energy", "energy"), **energy_of("ood_score", "score")}
+    if calibration is not None:
+        functions.update(energy_of("ood_detect", head=calibration.detect))
+    functions["sample"] = sample
     if model.mode != "synthesis":
         functions["refine"] = refine
     functions["generate"] = generate
@@ -248,25 +266,29 @@ def serving_functions(model, sampler=None):
     return functions
 
 
-def build_serving_module(model, sampler=None):
+def build_serving_module(model, sampler=None, calibration=None):
     """A ``tf.Module`` holding the signature functions and the variables they read.
 
-    Only the variables the functions capture are saved (the networks'), not
-    the training banks or optimizer state.
+    Only the variables the functions capture are saved (the networks', and
+    the calibration's), not the training banks or optimizer state.
 
     Args:
         model: a trained ``HatEBM``.
         sampler: ``LangevinConfig`` baked into ``sample`` and ``refine``
             (default: ``model.sampler_config``).
+        calibration: ``OODCalibration`` behind ``ood_detect`` (attribute
+            ``ood_calibration`` of the module), or None.
 
     Returns:
         ``(module, signatures)``: signatures maps each name (and
         ``serving_default``) to a concrete function.
     """
     module = tf.Module()
+    if calibration is not None:
+        module.ood_calibration = CalibrationModule(calibration)
     signatures = {}
     captured = {}
-    for name, function in serving_functions(model, sampler).items():
+    for name, function in serving_functions(model, sampler, getattr(module, "ood_calibration", None)).items():
         setattr(module, name, function)
         signatures[name] = function.get_concrete_function()
         captured.update({id(v): v for v in signatures[name].variables})
@@ -373,7 +395,7 @@ def update_models_config(base_path, name, model_base_path):
     return path
 
 
-def export_model(model, base_path, name, version=None, serving_root=None, sampler=None):
+def export_model(model, base_path, name, version=None, serving_root=None, sampler=None, calibration=None):
     """Write a SavedModel of ``model`` as version ``version`` of ``name`` under ``base_path``.
 
     Args:
@@ -390,6 +412,9 @@ def export_model(model, base_path, name, version=None, serving_root=None, sample
         sampler: ``LangevinConfig`` baked into ``sample`` and ``refine``, and
             written to ``assets.extra/sampler_config.json`` (default:
             ``model.sampler_config``).
+        calibration: ``OODCalibration``: adds the ``ood_detect`` signatures
+            and ``assets.extra/ood_calibration.json``; None (default) exports
+            without them.
 
     Returns:
         ``Path`` of the new version directory.
@@ -412,7 +437,7 @@ def export_model(model, base_path, name, version=None, serving_root=None, sample
     _remove_stale_temporaries(model_dir)
 
     sampler = sampler or model.sampler_config
-    module, signatures = build_serving_module(model, sampler)
+    module, signatures = build_serving_module(model, sampler, calibration)
     temporary = model_dir / _temporary_name(version)
     try:
         tf.saved_model.save(module, os.fspath(temporary), signatures=signatures)
@@ -422,6 +447,8 @@ def export_model(model, base_path, name, version=None, serving_root=None, sample
             for log in warmup_requests(name, signatures):
                 writer.write(log.SerializeToString())
         (temporary / SAMPLER_CONFIG_FILE).write_text(sampler_json(sampler) + "\n")
+        if calibration is not None:
+            (temporary / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=1) + "\n")
         if final.exists():  # another export took this version meanwhile
             raise ValueError(f"export_model: version {version} of {name!r} appeared at {final} during the export")
         os.rename(temporary, final)

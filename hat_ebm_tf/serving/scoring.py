@@ -13,8 +13,14 @@ positive class for AUROC and AUPR, and follow the usual OOD-detection
 convention for FPR@95%TPR (Hendrycks & Gimpel 2017; Liang et al. 2018): the
 fraction of out-of-distribution inputs still accepted when the threshold
 accepts 95% of the in-distribution inputs.
+
+A SavedModel exported with ``hat-ebm export --calibrate`` is also a
+calibrated detector: ``Scorer.detect`` runs its ``ood_detect`` signature
+(``score``, the conformal ``p_value`` and ``is_ood``), and
+``Scorer.calibration`` reads its ``assets.extra/ood_calibration.json``.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -22,6 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 SCORE_SIGNATURE = "ood_score"
+DETECT_SIGNATURE = "ood_detect"
+CALIBRATION_FILE = os.path.join("assets.extra", "ood_calibration.json")
 
 
 def resolve_savedmodel(path):
@@ -55,6 +63,9 @@ class Scorer:
     Attributes:
         path: the SavedModel directory used.
         image_shape: ``(H, W, C)`` the signature expects.
+        calibration: the export's OOD calibration (dict: ``data``, ``size``,
+            ``sha256``, ``fpr``, ``threshold``, ...), or None when it was
+            exported without ``--calibrate``.
     """
 
     def __init__(self, path, signature=SCORE_SIGNATURE, batch_size=256):
@@ -69,6 +80,29 @@ class Scorer:
         self.batch_size = batch_size
         spec = self._loaded.signatures[signature].structured_input_signature[1]["images"]
         self.image_shape = tuple(spec.shape[1:])
+        calibration_file = self.path / CALIBRATION_FILE
+        self.calibration = json.loads(calibration_file.read_text()) if calibration_file.is_file() else None
+
+    def _run(self, signature, images):
+        """Outputs of ``signature`` (its ``_uint8`` twin for uint8 ``images``), batch by batch: name → ``[N]``."""
+        images = np.asarray(images)
+        if images.dtype == np.uint8:
+            name = f"{signature}_uint8"
+        elif np.issubdtype(images.dtype, np.floating):
+            name, images = signature, images.astype(np.float32, copy=False)
+        else:
+            raise ValueError(f"images have dtype {images.dtype}; expected uint8 in [0, 255] or float in [-1, 1]")
+        if images.ndim != 4 or images.shape[1:] != self.image_shape:
+            expected = ", ".join(map(str, self.image_shape))
+            raise ValueError(f"images have shape {list(images.shape)}; expected [N, {expected}]")
+        function = self._loaded.signatures[name]
+        # No images, no call (the signatures refuse B = 0): empty outputs of the signature's dtypes.
+        empty = {key: np.zeros([0], spec.dtype.as_numpy_dtype) for key, spec in function.structured_outputs.items()}
+        batches = [
+            {key: value.numpy() for key, value in function(images=tf.constant(images[i : i + self.batch_size])).items()}
+            for i in range(0, len(images), self.batch_size)
+        ]
+        return {key: np.concatenate([value, *(batch[key] for batch in batches)]) for key, value in empty.items()}
 
     def __call__(self, images):
         """Scores of ``images``.
@@ -79,22 +113,28 @@ class Scorer:
         Returns:
             ``[N]`` float32 scores; higher = more out-of-distribution.
         """
-        images = np.asarray(images)
-        if images.dtype == np.uint8:
-            name = f"{self.signature}_uint8"
-        elif np.issubdtype(images.dtype, np.floating):
-            name, images = self.signature, images.astype(np.float32, copy=False)
-        else:
-            raise ValueError(f"images have dtype {images.dtype}; expected uint8 in [0, 255] or float in [-1, 1]")
-        if images.ndim != 4 or images.shape[1:] != self.image_shape:
-            expected = ", ".join(map(str, self.image_shape))
-            raise ValueError(f"images have shape {list(images.shape)}; expected [N, {expected}]")
-        function = self._loaded.signatures[name]
-        scores = [
-            next(iter(function(images=tf.constant(images[i : i + self.batch_size])).values())).numpy()
-            for i in range(0, len(images), self.batch_size)
-        ]
-        return np.concatenate(scores) if scores else np.zeros([0], np.float32)
+        return next(iter(self._run(self.signature, images).values()))
+
+    def detect(self, images):
+        """The calibrated detector's verdicts on ``images`` (the ``ood_detect`` signature).
+
+        Args:
+            images: ``[N, H, W, C]`` uint8 pixels in [0, 255], or floats in [-1, 1].
+
+        Returns:
+            dict of ``[N]`` arrays: ``score`` (float32, as ``ood_score``),
+            ``p_value`` (float32, the conformal p-value against the
+            calibration scores) and ``is_ood`` (bool, ``p_value <= fpr``).
+
+        Raises:
+            ValueError: the SavedModel was exported without ``--calibrate``.
+        """
+        if DETECT_SIGNATURE not in self._loaded.signatures:
+            raise ValueError(
+                f"SavedModel {os.fspath(self.path)!r} is not calibrated (no {DETECT_SIGNATURE} signature): "
+                "export it with `hat-ebm export RUN --calibrate DATA`"
+            )
+        return self._run(DETECT_SIGNATURE, images)
 
 
 def load_scorer(path, signature=SCORE_SIGNATURE, batch_size=256):
@@ -167,6 +207,23 @@ def aupr(in_scores, out_scores):
     precision = true_positives / (last + 1)
     recall = true_positives / len(out_scores)
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def roc_curve(in_scores, out_scores):
+    """The ROC curve with OOD as the positive class: one point per distinct score threshold.
+
+    A threshold ``t`` flags the inputs with ``score >= t``; the points run
+    from flagging nothing, ``(0, 0)``, to flagging everything, ``(1, 1)``.
+
+    Returns:
+        ``(fpr, tpr)``: ``[K]`` float64 arrays, the fractions of in-distribution
+        and of out-of-distribution inputs flagged, both non-decreasing.
+    """
+    in_scores, out_scores = _scores(in_scores, "in_scores"), _scores(out_scores, "out_scores")
+    thresholds = np.unique(np.concatenate([in_scores, out_scores]))[::-1]
+    flagged_in = len(in_scores) - np.searchsorted(np.sort(in_scores), thresholds, side="left")
+    flagged_out = len(out_scores) - np.searchsorted(np.sort(out_scores), thresholds, side="left")
+    return np.r_[0.0, flagged_in / len(in_scores)], np.r_[0.0, flagged_out / len(out_scores)]
 
 
 def fpr_at_tpr(in_scores, out_scores, tpr=0.95):

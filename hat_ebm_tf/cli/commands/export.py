@@ -1,6 +1,6 @@
 """``hat-ebm export``: write a trained model as a versioned SavedModel for TF Serving."""
 
-from hat_ebm_tf.argtypes import positive_int
+from hat_ebm_tf.argtypes import positive_int, probability
 from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
 
 
@@ -13,7 +13,9 @@ def register(subparsers):
             "sampler_config (and refine) signatures and TF Serving warm-up requests), and add NAME to "
             "BASE_PATH/models.config. An existing version is never overwritten. sample and refine run the run's "
             "evaluation sampler, with the sampler flags below applied; sampler_config and "
-            "assets.extra/sampler_config.json give its settings back."
+            "assets.extra/sampler_config.json give its settings back. With --calibrate, the export also holds the "
+            "energies of held-out in-distribution images and a threshold, behind the ood_detect signatures "
+            "(score, conformal p_value, is_ood) and assets.extra/ood_calibration.json."
         ),
     )
     parser.add_argument("model", metavar="RUN_OR_CHECKPOINT", help="run directory or .keras file")
@@ -25,19 +27,61 @@ def register(subparsers):
         help="where TF Serving sees --base-path, for models.config (e.g. /models in the tensorflow/serving "
         "Docker image; default: --base-path made absolute)",
     )
+    parser.add_argument(
+        "--calibrate",
+        metavar="DATA",
+        help="held-out in-distribution images to calibrate the OOD detector on: a data source as in configs "
+        "(digits[:SPLIT], tfds:NAME[:SPLIT], a folder, a .npz/.npy file); plain 'digits' means "
+        "digits:calibration, held-out digits that training never saw",
+    )
+    parser.add_argument(
+        "--fpr",
+        type=probability,
+        default=0.05,
+        help="target false-positive rate of ood_detect's is_ood on in-distribution inputs (default: 0.05)",
+    )
     add_sampler_flags(parser, "the run's evaluation sampler; a .keras file's own")
     parser.set_defaults(func=run)
 
 
 def run(args):
+    from hat_ebm_tf.evaluation.ood_calibration import CalibrationModule
     from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE, check_model_name, export_model, serving_functions
 
     check_model_name(args.name)
     model, sampler = load_model_and_sampler(args.model, args)
+    calibration = _calibration(model, args.calibrate, args.fpr) if args.calibrate else None
     path = export_model(
-        model, args.base_path, args.name, version=args.version, serving_root=args.serving_root, sampler=sampler
+        model,
+        args.base_path,
+        args.name,
+        version=args.version,
+        serving_root=args.serving_root,
+        sampler=sampler,
+        calibration=calibration,
     )
     print(f"wrote version {path.name} of {args.name!r} to {path}")
-    print(f"signatures: {', '.join([*serving_functions(model, sampler), 'serving_default (= ood_score)'])}")
+    detector = CalibrationModule(calibration) if calibration else None
+    print(f"signatures: {', '.join([*serving_functions(model, sampler, detector), 'serving_default (= ood_score)'])}")
+    if calibration:
+        print(
+            f"OOD calibration on {calibration.data} (n = {calibration.size}, sha256 {calibration.sha256[:12]}…): "
+            f"is_ood when score > {calibration.threshold:.6g}, target FPR {calibration.fpr:g}"
+        )
     settings = " ".join(f"{key}={value}" for key, value in sampler.to_dict().items())
     print(f"sampler baked into sample and refine (see {SAMPLER_CONFIG_FILE}): {settings}")
+
+
+def _calibration(model, spec, fpr):
+    """The ``OODCalibration`` of ``model`` on the data source ``spec`` (plain ``digits``: ``digits:calibration``)."""
+    from hat_ebm_tf.data import parse_source
+    from hat_ebm_tf.errors import DataError
+    from hat_ebm_tf.evaluation.ood_calibration import calibrate_model
+
+    spec = "digits:calibration" if spec == "digits" else spec
+    height, _, channels = model.image_shape
+    source = parse_source(spec, height, channels)
+    try:
+        return calibrate_model(model, source, fpr, data=spec)
+    except ValueError as err:
+        raise DataError(f"--calibrate {spec}: {err}") from err
