@@ -70,6 +70,11 @@ def _unit_interval(bits):
     return (top + 0.5) * (1.0 / 16777216.0)
 
 
+def stateless_row_uniform(seeds, stream, size):
+    """Uniforms ``[B, size]`` float32 in (0, 1), row ``b`` keyed on ``(seeds[b], stream)``."""
+    return _unit_interval(row_uniform_bits(seeds, stream, size))
+
+
 def stateless_row_normal(seeds, stream, shape):
     """Standard normals ``[B, *shape]`` float32, row ``b`` keyed on ``(seeds[b], stream)``.
 
