@@ -35,7 +35,7 @@ def test_long_run_is_the_chain_of_one_sampler_call(mode, metropolis):
 
 
 def test_strip_steps_are_log_spaced_records():
-    assert strip_steps(10000, 100, 8) == [0, 100, 200, 500, 900, 1900, 3700, 7200, 10000]
+    assert strip_steps(10000, 100, 8) == [0, 100, 200, 500, 1000, 2200, 4600, 10000]
     assert strip_steps(10000, 100, 3, extra=[1000, 150]) == [0, 100, 200, 1000, 10000]
     assert mark_multiples(10) == {"10× training": 100, "100× training": 1000}
 
