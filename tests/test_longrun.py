@@ -26,7 +26,7 @@ def test_long_run_is_the_chain_of_one_sampler_call(mode, metropolis):
     # The pieces continue one chain: the last record is `sample` with 7 steps.
     images = model.sample(5, seed=2, config=dataclasses.replace(config, num_steps=7))
     np.testing.assert_allclose(run.energies[-1], model.energy(images), rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(run.strips[-1], model_range_to_uint8(images[:2]))
+    np.testing.assert_allclose(run.strips[-1], np.asarray(model_range_to_uint8(images[:2])), atol=1)
     assert run.strip_steps[0] == 0 and run.strip_steps[-1] == 7 and run.strips.shape[:2] == (len(run.strip_steps), 2)
     if metropolis:
         assert np.all((run.acceptance_res >= 0) & (run.acceptance_res <= 1))
