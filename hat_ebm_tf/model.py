@@ -154,6 +154,11 @@ class HatEBM(keras.Model):
         self.grad_norm_latent_tracker = Tracker(name="grad_norm_latent")
         self.grad_norm_res_tracker = Tracker(name="grad_norm_res")
         self.hat_grad_norm_tracker = Tracker(name="hat_grad_norm")
+        # Under MALA: the chains' mean accepted fraction of proposals (LangevinResult field → tracker).
+        self.acceptance_trackers = {}
+        if sampler.metropolis:
+            fields = ("acceptance_res",) if mode == "synthesis" else ("acceptance_latent", "acceptance_res")
+            self.acceptance_trackers = {field: Tracker(name=field) for field in fields}
         self.generator_optimizer = None
         self.built = True  # both networks build themselves
 
@@ -350,6 +355,7 @@ class HatEBM(keras.Model):
             self.grad_norm_latent_tracker,
             self.grad_norm_res_tracker,
             self.hat_grad_norm_tracker,
+            *self.acceptance_trackers.values(),
         ]
 
     def _chains(self, latents, residuals, seeds, config):
@@ -468,6 +474,8 @@ class HatEBM(keras.Model):
         self.grad_norm_latent_tracker.update_state(chains.grad_norm_latent)
         self.grad_norm_res_tracker.update_state(chains.grad_norm_res)
         self.hat_grad_norm_tracker.update_state(hat_grad_norm)
+        for field, tracker in self.acceptance_trackers.items():
+            tracker.update_state(tf.reduce_mean(getattr(chains, field)))
         return {m.name: m.result() for m in self.metrics}
 
     # ----------------------------------------------------------- serialization

@@ -33,6 +33,8 @@ SALT_NOISE_LATENT = 3  # the latent Langevin noise, per step
 SALT_NOISE_RESIDUAL = 4  # the residual Langevin noise, per step
 SALT_DATA_NOISE = 5  # HatEBM.train_step: the data noise ε·N(0, I)
 SALT_BANK_LATENTS = 7  # HatEBM.initialize_banks: the banks' latents
+SALT_ACCEPT_LATENT = 0  # MALA's latent accept/reject uniforms, per step (hat_ebm_tf.mala)
+SALT_ACCEPT_RESIDUAL = 6  # MALA's residual accept/reject uniforms, per step
 STREAM_AUTOENCODER_NOISE = -1  # Autoencoder.train_step: the latent noise
 # A training step's seed word is ``seed · P + step`` (``step_seed``): P is a prime far above any
 # step count, so different (seed, step) pairs of a run never share a word.
@@ -94,6 +96,11 @@ def _unit_interval(bits):
     """uint32 → float32 uniform on the open interval (0, 1), 24-bit resolution."""
     top = tf.cast(tf.bitwise.right_shift(bits, tf.constant(8, tf.uint32)), tf.float32)
     return (top + 0.5) * (1.0 / 16777216.0)
+
+
+def stateless_row_uniform(seeds, stream, size):
+    """Uniforms ``[B, size]`` float32 in (0, 1), row ``b`` keyed on ``(seeds[b], stream)``."""
+    return _unit_interval(row_uniform_bits(seeds, stream, size))
 
 
 def stateless_row_normal(seeds, stream, shape):

@@ -31,6 +31,7 @@ from hat_ebm_tf.rng import (
     SALT_NOISE_RESIDUAL,
     STREAM_STRIDE,
     stateless_row_normal,
+    stateless_row_uniform,
 )
 
 # Latent step size ε_z of the joint form (refine/retrofit) when none is given:
@@ -55,6 +56,10 @@ class LangevinConfig:
         tau: strength of the Gaussian residual prior τ·Σy² (``tau_res``).
         init_scale_latent: initial ``z ~ init_scale_latent·N(0, I)``.
         init_scale_residual: initial ``y ~ init_scale_residual·N(0, I)``.
+        metropolis: Metropolis-adjusted Langevin (MALA, ``hat_ebm_tf.mala``):
+            each step's update becomes a proposal that every chain accepts or
+            rejects; needs ``noise``. False is the reference's unadjusted
+            sampler.
     """
 
     num_steps: int = 50
@@ -67,6 +72,7 @@ class LangevinConfig:
     tau: float = 0.0
     init_scale_latent: float = 1.0
     init_scale_residual: float = 0.0
+    metropolis: bool = False
 
     def __post_init__(self):
         if not isinstance(self.num_steps, int) or self.num_steps < 0:
@@ -83,6 +89,10 @@ class LangevinConfig:
         if self.max_residual_norm is not None and not 0 < self.max_residual_norm < math.inf:
             raise ValueError(
                 f"LangevinConfig: max_residual_norm={self.max_residual_norm!r} must be > 0 and finite, or None"
+            )
+        if self.metropolis and not self.noise:
+            raise ValueError(
+                "LangevinConfig: metropolis=True needs noise=True (a deterministic proposal has no density)"
             )
 
     @classmethod
@@ -117,6 +127,10 @@ class LangevinResult(NamedTuple):
         grad_norm_latent: scalar, mean over steps of ``(ε_z²/2)·mean_b ||g_b||``
             (0 when latents are fixed).
         grad_norm_res: scalar, the same for the residual gradient.
+        acceptance_latent: ``[B]`` per chain, the fraction of latent steps
+            whose proposal was accepted, ``1 − rejections / num_steps`` in
+            [0, 1]: below 1 only under ``metropolis``.
+        acceptance_res: ``[B]`` the same for the residual steps.
     """
 
     latents: tf.Tensor
@@ -124,6 +138,8 @@ class LangevinResult(NamedTuple):
     images: tf.Tensor
     grad_norm_latent: tf.Tensor
     grad_norm_res: tf.Tensor
+    acceptance_latent: tf.Tensor
+    acceptance_res: tf.Tensor
 
 
 def row_seeds(seed, num_rows, offset=0):
@@ -146,8 +162,17 @@ def row_normal(seeds, shape, salt, step=0):
         salt: integer separating independent streams of one row.
         step: integer (tensor) separating Langevin steps.
     """
-    stream = tf.cast(step, tf.int64) * STREAM_STRIDE + salt
-    return stateless_row_normal(seeds, stream, shape)
+    return stateless_row_normal(seeds, _stream(salt, step), shape)
+
+
+def row_uniform(seeds, salt, step=0):
+    """One uniform ``[B]`` float32 in (0, 1) per row, row ``b`` keyed on ``seeds[b]`` (arguments as ``row_normal``)."""
+    return stateless_row_uniform(seeds, _stream(salt, step), 1)[:, 0]
+
+
+def _stream(salt, step):
+    """The stream id of a (salt, step) pair (``hat_ebm_tf.rng`` registers the salts, all < ``STREAM_STRIDE``)."""
+    return tf.cast(step, tf.int64) * STREAM_STRIDE + salt
 
 
 def initial_state(seeds, latent_shape, image_shape, config):
@@ -184,7 +209,7 @@ def _image_gradient(energy_fn, images):
     return tf.cast(tape.gradient(energy, images), tf.float32)
 
 
-def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
+def langevin(energy_fn, generator_fn, latents, residuals, seeds, config, first_step=0):
     """Run ``config.num_steps`` Langevin steps of the Hat EBM (see module doc).
 
     Args:
@@ -197,13 +222,22 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
         residuals: ``[B, H, W, C]`` float32 initial y.
         seeds: ``[B, 2]`` integer per-row seeds of the noise.
         config: ``LangevinConfig``.
+        first_step: integer (tensor) index of the first step: a chain run as
+            pieces of ``num_steps`` steps, each started at the step where the
+            last ended, draws the noise of one unbroken chain.
 
     Returns:
         ``LangevinResult`` (chain state is float32 throughout).
     """
+    if config.metropolis:
+        # The MALA module builds on this one's primitives, hence the late import.
+        from hat_ebm_tf.mala import metropolis_langevin
+
+        return metropolis_langevin(energy_fn, generator_fn, latents, residuals, seeds, config, first_step)
     latents = tf.convert_to_tensor(latents, tf.float32)
     residuals = tf.convert_to_tensor(residuals, tf.float32)
     seeds = tf.convert_to_tensor(seeds)
+    first_step = tf.cast(first_step, tf.int32)
     temperature = tf.constant(config.temperature, tf.float32)
     half_eps_sq = config.step_size**2 / 2.0
     half_eps_z_sq = config.latent_step_size**2 / 2.0
@@ -250,7 +284,7 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
         _, base = generate(latents)
 
         def synthesis_body(step, y, norm_y):
-            y, dy = residual_step(step, base, y)
+            y, dy = residual_step(first_step + step, base, y)
             return step + 1, y, norm_y + dy
 
         residuals, norm_y = loop(synthesis_body, (residuals, zero), num_steps)
@@ -264,17 +298,18 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config):
         # residual step of one step and the latent step of the next: iteration
         # k runs G(z_{k+1}), residual step k, latent step k + 1.
         tape, base = generate(latents)
-        latents, norm_z = latent_step(0, tape, latents, base, residuals)
+        latents, norm_z = latent_step(first_step, tape, latents, base, residuals)
 
         def joint_body(step, z, y, norm_z, norm_y):
             tape, base = generate(z)
-            y, dy = residual_step(step, base, y)
-            z, dz = latent_step(step + 1, tape, z, base, y)
+            y, dy = residual_step(first_step + step, base, y)
+            z, dz = latent_step(first_step + step + 1, tape, z, base, y)
             return step + 1, z, y, norm_z + dz, norm_y + dy
 
         latents, residuals, norm_z, norm_y = loop(joint_body, (latents, residuals, norm_z, zero), num_steps - 1)
         _, base = generate(latents)
-        residuals, dy = residual_step(num_steps - 1, base, residuals)
+        residuals, dy = residual_step(first_step + num_steps - 1, base, residuals)
         norm_y += dy
     steps = float(max(config.num_steps, 1))
-    return LangevinResult(latents, residuals, base + residuals, norm_z / steps, norm_y / steps)
+    accepted = tf.ones(tf.shape(residuals)[:1], tf.float32)  # unadjusted: every update is taken
+    return LangevinResult(latents, residuals, base + residuals, norm_z / steps, norm_y / steps, accepted, accepted)

@@ -62,7 +62,7 @@ def test_bad_config_and_missing_model_are_named(tmp_path):
 # Every sampler flag, and the LangevinConfig settings it gives.
 SAMPLER_ARGV = (
     "--steps 7 --step-size 0.01 --latent-step-size 0.02 --temperature 0.5 --no-noise --max-residual-norm none "
-    "--tau 2 --init-scale-latent 0.5 --init-scale-residual 0.1"
+    "--tau 2 --init-scale-latent 0.5 --init-scale-residual 0.1 --no-metropolis"
 ).split()
 SAMPLER_SETTINGS = {
     "num_steps": 7,
@@ -74,10 +74,12 @@ SAMPLER_SETTINGS = {
     "tau": 2.0,
     "init_scale_latent": 0.5,
     "init_scale_residual": 0.1,
+    "metropolis": False,
 }
 # The commands that draw samples, each with its required arguments.
 SAMPLING_COMMANDS = {
     "sample": ["run"],
+    "longrun": ["run"],
     "fid": ["--model", "run"],
     "export": ["run", "--base-path", "b", "--name", "n"],
     "import-reference": "--hat h --generator g --mode refine --image-size 32 --run-dir r".split(),

@@ -21,6 +21,7 @@ SAMPLER_FLAGS = {
     "tau": ("--tau", float, "Gaussian residual prior strength τ"),
     "init_scale_latent": ("--init-scale-latent", float, "initial z ~ scale·N(0, I)"),
     "init_scale_residual": ("--init-scale-residual", float, "initial y ~ scale·N(0, I)"),
+    "metropolis": ("--metropolis", bool, "Metropolis-adjusted Langevin: accept or reject each proposal per chain"),
 }
 
 
