@@ -387,7 +387,6 @@ def run_training(config, run_dir, verbose=1):
                     steps_per_epoch=steps_per_epoch,
                     callbacks=callbacks,
                     verbose=verbose,
-                    shuffle=False,  # the pipeline shuffles (strategy-safe); Keras would only warn
                 )
                 data = None
                 keep.restore()
