@@ -23,6 +23,10 @@ def send(name):
 
 
 def main():
+    # A shell's background job (`cmd &`, as CI scripts often run) starts with
+    # SIGINT ignored; the training job rightly keeps an ignored signal ignored,
+    # so restore Python's default here, where the test sends SIGINT itself.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     when, number, name, separator, *argv = sys.argv[1:]
     assert separator == "--", "usage: signal_hook.py WHEN N SIGNAL -- ARGS"
     number = int(number)
