@@ -9,7 +9,7 @@ import argparse
 
 from training.commands.common import positive_int
 
-SECTIONS = ("langevin", "flops", "jit", "train", "ops", "memory")
+SECTIONS = ("langevin", "reference", "flops", "jit", "train", "ops", "memory")
 MIXED_PRECISION_CHOICES = ("auto", "always", "never")
 
 
