@@ -12,7 +12,8 @@ networks' own layers but none of our speed-ups:
 
 Both samplers start from the same states and draw the same noise, so they
 compute the same chains (``tests/test_benchmarks.py`` checks it); the timings
-alternate between the two within one process.
+alternate with those of our sampler with the generator unfolded (before issue #16)
+within one process.
 """
 
 import statistics
@@ -167,23 +168,31 @@ def alternated_times(functions, repeats, warmup):
 
 
 def reference_comparison(settings):
-    """Section ``reference``: per form, both samplers' median seconds and the speedup.
+    """Section ``reference``: per form, the samplers' median seconds and speedups.
+
+    Three samplers alternate: ours; ours with the generator run unfolded
+    (``reference_generator``: batch norm as its own op, shortcut convs after
+    the upsampling; the generator before issue #16); and the reference rule.
 
     Returns:
-        dict per form (``synthesis``, ``joint``): ``ours`` and ``reference``
-        (``median_s``, ``times``, ``steps_per_s``), ``speedup`` (reference
-        median / ours), ``pair_speedups`` (per alternated repeat) and
-        ``goal``.
+        dict per form (``synthesis``, ``joint``): ``ours``,
+        ``ours_unfolded_generator`` and ``reference`` (``median_s``,
+        ``times``, ``steps_per_s``); ``speedup`` (reference median / ours),
+        ``pair_speedups`` (per alternated repeat), ``fold_speedup`` (unfolded
+        generator median / ours) and ``goal``.
     """
     hat, generator = build_networks(settings)
     results = {}
     for form, config in (("synthesis", synthesis_config(settings.steps)), ("joint", joint_config(settings.steps))):
-        ours = chain_function(hat, generator, settings, config)
-        reference = reference_function(hat, generator, settings, config)
+        samplers = {
+            "ours": chain_function(hat, generator, settings, config),
+            "ours_unfolded_generator": chain_function(
+                hat, lambda z: reference_generator(generator, z), settings, config
+            ),
+            "reference": reference_function(hat, generator, settings, config),
+        }
         times = alternated_times(
-            {"ours": lambda fn=ours: fn().numpy(), "reference": lambda fn=reference: fn().numpy()},
-            settings.repeats,
-            settings.warmup,
+            {name: lambda fn=fn: fn().numpy() for name, fn in samplers.items()}, settings.repeats, settings.warmup
         )
         figures = {
             name: {
@@ -198,6 +207,7 @@ def reference_comparison(settings):
             **figures,
             "speedup": figures["reference"]["median_s"] / figures["ours"]["median_s"],
             "pair_speedups": pairs,
+            "fold_speedup": figures["ours_unfolded_generator"]["median_s"] / figures["ours"]["median_s"],
             "goal": GOALS[form],
         }
     return results

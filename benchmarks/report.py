@@ -106,6 +106,12 @@ def reference_rows(result):
         pairs = figures["pair_speedups"]
         rows += [
             Row(f"{form}: ours", figures["ours"]["steps_per_s"], "steps/s"),
+            Row(
+                f"{form}: ours, generator unfolded",
+                figures["ours_unfolded_generator"]["steps_per_s"],
+                "steps/s",
+                f"ours is {figures['fold_speedup']:.2f}× this (the generator before #16)",
+            ),
             Row(f"{form}: reference rule", figures["reference"]["steps_per_s"], "steps/s"),
             Row(
                 f"{form}: speedup",

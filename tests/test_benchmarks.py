@@ -234,7 +234,8 @@ def test_reference_section_times_both_samplers(tiny_run):
     table, document = tiny_run
     for form in ("synthesis", "joint"):
         figures = document["results"]["reference"][form]
-        assert len(figures["ours"]["times"]) == len(figures["reference"]["times"]) == 2
+        assert [len(figures[name]["times"]) for name in ("ours", "ours_unfolded_generator", "reference")] == [2] * 3
+        assert positive(figures["fold_speedup"])
         assert positive(figures["speedup"]) and figures["goal"] == {"synthesis": 3.0, "joint": 2.0}[form]
         assert document["targets"][f"{form}_speedup_over_reference"]["status"] in ("PASS", "MISS")
         assert f"{form}: speedup" in table
