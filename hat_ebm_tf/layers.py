@@ -18,10 +18,40 @@ PACKAGE = "hat_ebm_tf"
 FEW_CHANNELS = 4
 
 
-def _conv(filters, kernel_size, name):
-    """A biased conv; 3×3 convs pad SAME, the 1×1 shortcut is VALID."""
+def _conv(filters, kernel_size, name, dtype):
+    """A biased conv under dtype policy ``dtype``; 3×3 convs pad SAME, the 1×1 shortcut is VALID."""
     padding = "same" if kernel_size == 3 else "valid"
-    return keras.layers.Conv2D(filters, kernel_size, padding=padding, name=name)
+    return keras.layers.Conv2D(filters, kernel_size, padding=padding, name=name, dtype=dtype)
+
+
+def _batch_norm(name, dtype):
+    """Synchronised batch norm under dtype policy ``dtype`` (see ``UpBlock``)."""
+    return keras.layers.BatchNormalization(synchronized=True, name=name, dtype=dtype)
+
+
+def _conv_then_moving_bn(conv, bn, h):
+    """``bn(conv(h))`` with ``bn`` on its moving statistics, run as one conv.
+
+    With moving statistics, batch norm is the per-channel affine map
+    ``y·s + β − μ·s``, ``s = γ/√(σ² + ε)``, so it folds into the conv before
+    it: kernel ``K·s`` and bias ``(b − μ)·s + β``, derived from the stored
+    variables at every call (the checkpoint layout is unchanged). This drops
+    the normalisation's full-size elementwise ops from the forward pass and
+    from the backward pass of the joint sampler, and leaves conv → bias →
+    ReLU, which grappler fuses into one kernel.
+
+    Args:
+        conv: a built 3×3 ``Conv2D`` with ``padding="same"``.
+        bn: a built ``BatchNormalization`` over ``conv``'s output channels.
+        h: ``[B, H, W, C_in]``.
+
+    Returns:
+        ``[B, H, W, filters]``, in ``h``'s dtype.
+    """
+    scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
+    kernel = ops.cast(conv.kernel * scale, h.dtype)
+    bias = ops.cast((conv.bias - bn.moving_mean) * scale + bn.beta, h.dtype)
+    return tf.nn.bias_add(tf.nn.conv2d(h, kernel, strides=1, padding="SAME"), bias)
 
 
 def _residual_conv(conv, h, pooled):
@@ -120,15 +150,16 @@ class DownBlock(keras.layers.Layer):
         self.filters = int(filters)
         self.downsample = bool(downsample)
         self.stem = bool(stem)
-        self.conv_1 = _conv(self.filters, 3, "conv_1")
-        self.conv_2 = _conv(self.filters, 3, "conv_2")
-        self.pool = keras.layers.AveragePooling2D(2, name="pool")
+        # Sub-layers take this block's policy: a mixed block computes its convs in reduced precision too.
+        self.conv_1 = _conv(self.filters, 3, "conv_1", self.dtype_policy)
+        self.conv_2 = _conv(self.filters, 3, "conv_2", self.dtype_policy)
+        self.pool = keras.layers.AveragePooling2D(2, name="pool", dtype=self.dtype_policy)
         self.sc = None
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
         if in_channels != self.filters or self.downsample:
-            self.sc = _conv(self.filters, 1, "sc")
+            self.sc = _conv(self.filters, 1, "sc", self.dtype_policy)
         self.conv_1.build(input_shape)
         self.conv_2.build((*tuple(input_shape[:-1]), self.filters))
         if self.sc is not None:
@@ -199,17 +230,18 @@ class UpBlock(keras.layers.Layer):
         self.filters = int(filters)
         self.upsample = bool(upsample)
         self.stem = bool(stem)
-        self.bn_1 = None if stem else keras.layers.BatchNormalization(synchronized=True, name="bn_1")
-        self.conv_1 = _conv(self.filters, 3, "conv_1")
-        self.bn_2 = keras.layers.BatchNormalization(synchronized=True, name="bn_2")
-        self.conv_2 = _conv(self.filters, 3, "conv_2")
-        self.up = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up")
+        policy = self.dtype_policy
+        self.bn_1 = None if stem else _batch_norm("bn_1", policy)
+        self.conv_1 = _conv(self.filters, 3, "conv_1", policy)
+        self.bn_2 = _batch_norm("bn_2", policy)
+        self.conv_2 = _conv(self.filters, 3, "conv_2", policy)
+        self.up = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up", dtype=policy)
         self.sc = None
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
         if in_channels != self.filters or self.upsample:
-            self.sc = _conv(self.filters, 1, "sc")
+            self.sc = _conv(self.filters, 1, "sc", self.dtype_policy)
         b, h, w, _ = input_shape
         if self.upsample:
             h, w = (None if h is None else 2 * h), (None if w is None else 2 * w)
@@ -221,7 +253,7 @@ class UpBlock(keras.layers.Layer):
         self.bn_2.build(out_shape)
         self.conv_2.build(out_shape)
         if self.sc is not None:
-            self.sc.build(up_shape)
+            self.sc.build(input_shape)
 
     def call(self, x, training=False):
         h = x
@@ -229,11 +261,18 @@ class UpBlock(keras.layers.Layer):
             h = ops.relu(self.bn_1(h, training=training))
         if self.upsample:
             h = self.up(h)
-        h = ops.relu(self.bn_2(self.conv_1(h), training=training))
-        h = self.conv_2(h)
-        shortcut = self.up(x) if self.upsample else x
-        if self.sc is not None:
-            shortcut = self.sc(shortcut)
+        if training and self.bn_2.trainable:
+            h = self.bn_2(self.conv_1(h), training=True)
+        else:
+            # Moving statistics, as the sampler, `generate` and the export use: one conv.
+            h = _conv_then_moving_bn(self.conv_1, self.bn_2, h)
+        h = self.conv_2(ops.relu(h))
+        # The reference upsamples x before the 1×1 shortcut conv. Both are
+        # linear and bilinear weights sum to 1 (so the bias commutes too):
+        # the conv runs first, on a quarter of the pixels.
+        shortcut = x if self.sc is None else self.sc(x)
+        if self.upsample:
+            shortcut = self.up(shortcut)
         return h + shortcut
 
     def compute_output_shape(self, input_shape):

@@ -54,6 +54,12 @@ def _check_positive(name, value, family):
         raise ValueError(f"{family}: {name}={value!r} must be a positive integer")
 
 
+def _tail_layers(n, channels, policy):
+    """The generator tail's ``(bn_n, conv_n)`` under dtype policy ``policy``."""
+    bn = keras.layers.BatchNormalization(synchronized=True, name=f"bn_{n}", dtype=policy)
+    return bn, keras.layers.Conv2D(channels, 3, padding="same", name=f"conv_{n}", dtype=policy)
+
+
 def _tail(bn, conv, h, out_factor, training):
     """Generator output head: bn → relu → conv3×3 → tanh → × out_factor."""
     return ops.tanh(conv(ops.relu(bn(h, training=training)))) * out_factor
@@ -92,11 +98,20 @@ class HatNetwork(keras.Model):
         _check_width(width, [d for d, _ in table], "HatNetwork")
         _check_positive("channels", channels, "HatNetwork")
         self.image_size, self.width, self.channels = image_size, width, channels
+        # Every layer takes this model's policy (``dtype=``), except the head:
+        # the energies stay float32, as the sampler sums them into its gradient.
+        policy = self.dtype_policy
         self.blocks = [
-            DownBlock(width // div, downsample=down, stem=(i == 0), name="conv_1" if i == 0 else f"block{i + 1}")
+            DownBlock(
+                width // div,
+                downsample=down,
+                stem=(i == 0),
+                name="conv_1" if i == 0 else f"block{i + 1}",
+                dtype=policy,
+            )
             for i, (div, down) in enumerate(table)
         ]
-        self.head = keras.layers.Dense(1, use_bias=False, name=f"lin_{len(table) + 1}")
+        self.head = keras.layers.Dense(1, use_bias=False, name=f"lin_{len(table) + 1}", dtype="float32")
         self.build((None, image_size, image_size, channels))
 
     def build(self, input_shape):
@@ -108,7 +123,7 @@ class HatNetwork(keras.Model):
         h = images
         for block in self.blocks:
             h = block(h)
-        h = ops.mean(ops.relu(h), axis=(1, 2))
+        h = ops.mean(ops.relu(ops.cast(h, "float32")), axis=(1, 2))
         return self.head(h)
 
     def get_config(self):
@@ -152,11 +167,13 @@ class Generator(keras.Model):
         self.image_size, self.width, self.channels = image_size, width, channels
         self.latent_dim, self.out_factor = latent_dim, float(out_factor)
         self.latent_shape = (latent_dim,)
-        self.lin = keras.layers.Dense(BOTTOM_WIDTH * BOTTOM_WIDTH * width, name="lin_1")
-        self.blocks = [UpBlock(width // div, upsample=True, name=f"block{i + 2}") for i, div in enumerate(table)]
+        policy = self.dtype_policy  # every layer computes under this model's policy (``dtype=``)
+        self.lin = keras.layers.Dense(BOTTOM_WIDTH * BOTTOM_WIDTH * width, name="lin_1", dtype=policy)
+        self.blocks = [
+            UpBlock(width // div, upsample=True, name=f"block{i + 2}", dtype=policy) for i, div in enumerate(table)
+        ]
         n = len(table) + 2
-        self.bn = keras.layers.BatchNormalization(synchronized=True, name=f"bn_{n}")
-        self.conv = keras.layers.Conv2D(channels, 3, padding="same", name=f"conv_{n}")
+        self.bn, self.conv = _tail_layers(n, channels, policy)
         self.build((None, latent_dim))
 
     def build(self, input_shape):
@@ -216,13 +233,12 @@ class RetrofitDecoder(keras.Model):
         self.width, self.channels, self.latent_shape = width, channels, latent_shape
         self.out_factor = float(out_factor)
         self.image_size = 2 * latent_shape[0]
+        policy = self.dtype_policy  # every layer computes under this model's policy (``dtype=``)
         self.blocks = [
-            UpBlock(width // div, upsample=up, stem=(i == 0), name=f"block{i + 1}")
+            UpBlock(width // div, upsample=up, stem=(i == 0), name=f"block{i + 1}", dtype=policy)
             for i, (div, up) in enumerate(DECODER_BLOCKS)
         ]
-        n = len(DECODER_BLOCKS) + 1
-        self.bn = keras.layers.BatchNormalization(synchronized=True, name=f"bn_{n}")
-        self.conv = keras.layers.Conv2D(channels, 3, padding="same", name=f"conv_{n}")
+        self.bn, self.conv = _tail_layers(len(DECODER_BLOCKS) + 1, channels, policy)
         self.build((None, *latent_shape))
 
     def build(self, input_shape):
@@ -279,12 +295,13 @@ class RetrofitEncoder(keras.Model):
         self.width, self.channels = width, channels
         self.latent_channels, self.normalize = latent_channels, bool(normalize)
         self.image_size = image_size
+        policy = self.dtype_policy  # every layer computes under this model's policy (``dtype=``)
         self.blocks = [
-            DownBlock(width // div, downsample=down, stem=(i == 0), name=f"block{i + 1}")
+            DownBlock(width // div, downsample=down, stem=(i == 0), name=f"block{i + 1}", dtype=policy)
             for i, (div, down) in enumerate(ENCODER_BLOCKS)
         ]
-        self.to_latent = keras.layers.Conv2D(latent_channels, 3, padding="same", name="conv2latent")
-        self.project = SphereProjection(name="sphere")
+        self.to_latent = keras.layers.Conv2D(latent_channels, 3, padding="same", name="conv2latent", dtype=policy)
+        self.project = SphereProjection(name="sphere", dtype=policy)
         self.build((None, image_size, image_size, channels))
 
     def build(self, input_shape):

@@ -1,6 +1,7 @@
 """The benchmark script: a --tiny smoke run of every section, and the `hat-ebm bench` command."""
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -10,9 +11,13 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from hat_ebm_tf.benchmarks.flags import SECTIONS, add_arguments, section_list
+from hat_ebm_tf.benchmarks.reference_rule import reference_generator, reference_hat, reference_langevin
+from hat_ebm_tf.networks import GENERATOR_TABLE, Generator, HatNetwork, RetrofitDecoder
+from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 HAT_EBM = Path(sys.executable).parent / "hat-ebm"
@@ -181,3 +186,60 @@ def test_memory_child_failure_reports_its_stderr():
     settings = Settings.from_args(parse("--tiny", "--image-size", "15"))
     with pytest.raises(RuntimeError, match=r"exited with 1(.|\n)*unsupported image_size=15"):
         run_child(settings, 2)
+
+
+def _randomise(net, rng):
+    """Give every variable (biases, batch-norm statistics) a random value, so that each one matters."""
+    for weight in net.weights:
+        values = rng.uniform(0.5, 1.5, weight.shape) if "variance" in weight.path else rng.normal(0, 0.3, weight.shape)
+        weight.assign(values.astype("float32"))
+    return net
+
+
+@pytest.mark.parametrize("size", sorted(GENERATOR_TABLE))
+def test_our_networks_compute_the_reference_layout(size, rng):
+    # Our generator folds batch norm into conv_1 and runs shortcut convs before
+    # the upsampling; our hat folds its pools into conv_2. Same functions.
+    gen = _randomise(Generator(size, 16, 3, latent_dim=8), rng)
+    z = rng.standard_normal((2, 8)).astype("float32")
+    want = reference_generator(gen, z)
+    np.testing.assert_allclose(gen(z, training=False), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    hat = _randomise(HatNetwork(size, 16, 3), rng)
+    x = rng.uniform(-1, 1, (2, size, size, 3)).astype("float32")
+    want = reference_hat(hat, x)
+    np.testing.assert_allclose(hat(x), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def test_retrofit_decoder_computes_the_reference_layout(rng):
+    dec = _randomise(RetrofitDecoder(width=8, latent_shape=(8, 8, 1)), rng)
+    z = rng.standard_normal((2, 8, 8, 1)).astype("float32")
+    want = reference_generator(dec, z)
+    np.testing.assert_allclose(dec(z, training=False), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_reference_rule_runs_the_same_chains_as_our_sampler(joint, rng):
+    hat, gen = _randomise(HatNetwork(16, 8, 3), rng), _randomise(Generator(16, 8, 3, latent_dim=8), rng)
+    config = LangevinConfig.for_form(joint, num_steps=3, step_size=0.05, temperature=1e-2, max_residual_norm=1.0)
+    if joint:
+        config = dataclasses.replace(config, latent_step_size=0.05, tau=1.0)
+    seeds = row_seeds(3, 2)
+    z, y = initial_state(seeds, (8,), (16, 16, 3), dataclasses.replace(config, init_scale_residual=0.1))
+    ours = langevin(hat, gen, z, y, seeds, config)
+    reference = reference_langevin(hat, gen, z, y, seeds, config)
+    for got, want in zip(ours, reference, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(float(np.abs(want).max()), 1e-6))
+    assert (float(ours.grad_norm_latent) > 0) == joint
+
+
+def test_reference_section_times_both_samplers(tiny_run):
+    table, document = tiny_run
+    for form in ("synthesis", "joint"):
+        figures = document["results"]["reference"][form]
+        assert [len(figures[name]["times"]) for name in ("ours", "ours_unfolded_generator", "reference")] == [2] * 3
+        assert positive(figures["fold_speedup"])
+        assert positive(figures["speedup"]) and figures["goal"] == {"synthesis": 3.0, "joint": 2.0}[form]
+        assert document["targets"][f"{form}_speedup_over_reference"]["status"] in ("PASS", "MISS")
+        assert f"{form}: speedup" in table
+    flags = document["machine"]["cpu_flags"]
+    assert f"vector flags found: {', '.join(flags) or 'none of the listed ones'}" in table

@@ -1,6 +1,5 @@
 """Settings, networks, chains and timing shared by the benchmark sections."""
 
-import contextlib
 import dataclasses
 import statistics
 import time
@@ -108,29 +107,11 @@ def joint_config(steps):
     return dataclasses.replace(synthesis_config(steps), update_latents=True, latent_step_size=JOINT_LATENT_STEP_SIZE)
 
 
-@contextlib.contextmanager
-def dtype_policy(name):
-    """Make ``name`` the global Keras dtype policy inside the block, and restore the previous one.
-
-    Passing ``dtype=`` to ``HatNetwork``/``Generator`` sets the policy of the
-    outer model only: the layers they create inside keep the global policy, so
-    the convolutions would still compute in float32. Building under the
-    global policy makes every layer mixed, without leaving the policy set.
-    """
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def build_networks(settings, policy="float32"):
     """Seeded ``(hat, generator)`` at the benchmark size, every layer under ``policy``."""
     keras.utils.set_random_seed(SEED)
-    with dtype_policy(policy):
-        hat = HatNetwork(settings.image_size, settings.width, settings.channels)
-        generator = Generator(settings.image_size, settings.width, settings.channels, settings.latent_dim)
+    hat = HatNetwork(settings.image_size, settings.width, settings.channels, dtype=policy)
+    generator = Generator(settings.image_size, settings.width, settings.channels, settings.latent_dim, dtype=policy)
     return hat, generator
 
 
@@ -159,20 +140,3 @@ def median_time(fn, repeats, warmup):
         fn()
         times.append(time.perf_counter() - start)
     return {"seconds": statistics.median(times), "times": times}
-
-
-def cpu_info():
-    """``(model name, set of feature flags)`` of the first CPU in ``/proc/cpuinfo`` (empty where absent)."""
-    model, flags = "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as lines:
-            for line in lines:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model == "unknown":
-                    model = value.strip()
-                elif key == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return model, flags

@@ -8,7 +8,7 @@ import argparse
 
 from hat_ebm_tf.argtypes import non_negative_int, positive_int
 
-SECTIONS = ("langevin", "flops", "jit", "train", "ops", "memory")
+SECTIONS = ("langevin", "reference", "flops", "jit", "train", "ops", "memory")
 MIXED_PRECISION_CHOICES = ("auto", "always", "never")
 
 

@@ -5,11 +5,13 @@ import itertools
 import operator
 
 from hat_ebm_tf.benchmarks.ops import TOP_OPS
+from hat_ebm_tf.benchmarks.reference_rule import GOALS
 from hat_ebm_tf.benchmarks.sampler_speed import MATMUL_MIN_REPEATS
 
 SECTION_TITLES = {
     "langevin": "Langevin sampler throughput",
     "flops": "FLOPs per step and achieved rate vs a 2048×2048 float32 matmul",
+    "reference": "our sampler against the reference update rule (same weights and states, alternated repeats)",
     "jit": "XLA (jit_compile) on the float32 synthesis sampler",
     "train": "training steps/s (model.fit, one step = sampler + both updates)",
     "memory": "peak resident memory of one chain (fresh process per chain)",
@@ -42,6 +44,7 @@ TARGETS = {
     "generator_calls_in_synthesis_loop": Target("==", 0),
     "generator_ops_in_synthesis_loop_body": Target("==", 0),
     "memory_peak_ratio": Target("<=", 1.10),
+    **{f"{form}_speedup_over_reference": Target(">=", goal) for form, goal in GOALS.items()},
 }
 
 
@@ -94,6 +97,31 @@ def langevin_rows(result):
         return [*rows, Row("mixed precision", None, note=f"skipped: {mixed['reason']}")]
     rows += [row for form in FORMS for row in _rate_rows(f"{form} {mixed['policy']}", mixed[form])]
     return [*rows, Row("mixed: hat energy dtype", None, note=f"{mixed['energy_dtype']} ({mixed['reason']})")]
+
+
+def reference_rows(result):
+    rows = []
+    for form in FORMS:
+        figures, target = result[form], f"{form}_speedup_over_reference"
+        pairs = figures["pair_speedups"]
+        rows += [
+            Row(f"{form}: ours", figures["ours"]["steps_per_s"], "steps/s"),
+            Row(
+                f"{form}: ours, generator unfolded",
+                figures["ours_unfolded_generator"]["steps_per_s"],
+                "steps/s",
+                f"ours is {figures['fold_speedup']:.2f}× this (the generator before #16)",
+            ),
+            Row(f"{form}: reference rule", figures["reference"]["steps_per_s"], "steps/s"),
+            Row(
+                f"{form}: speedup",
+                figures["speedup"],
+                "×",
+                _with_target(f"per pair {min(pairs):.2f}–{max(pairs):.2f}", target),
+                target,
+            ),
+        ]
+    return rows
 
 
 def _with_target(note, target):
@@ -206,6 +234,7 @@ def ops_rows(result):
 
 ROW_BUILDERS = {
     "langevin": langevin_rows,
+    "reference": reference_rows,
     "flops": flops_rows,
     "jit": jit_rows,
     "train": train_rows,
@@ -233,8 +262,12 @@ def target_summary(rows_by_section):
     }
 
 
-def header_lines(settings):
+def header_lines(settings, machine=None):
     s = settings
+    cpu = []
+    if machine is not None:
+        flags = ", ".join(machine["cpu_flags"]) or "none of the listed ones"
+        cpu = [f"CPU: {machine['cpu_model']}; vector flags found: {flags}"]
     return [
         f"Hat EBM benchmarks{' (--tiny smoke sizes: the figures are not meaningful)' if s.tiny else ''}",
         f"sampler: image {s.image_size}×{s.image_size}×{s.channels}, hat and generator width {s.width}, "
@@ -242,6 +275,7 @@ def header_lines(settings):
         f"timings are medians of {s.repeats} repeats after {s.warmup} warm-up calls "
         f"(matmul: {max(s.repeats, MATMUL_MIN_REPEATS)} repeats; training: {s.train_steps} steps "
         f"after {s.train_warmup} warm-up steps)",
+        *cpu,
     ]
 
 
@@ -274,7 +308,7 @@ def _cells(row):
     return [row.figure, format_value(row.value), row.unit, row.note, row.status()]
 
 
-def format_table(settings, rows_by_section, remarks=()):
+def format_table(settings, rows_by_section, remarks=(), machine=None):
     """The whole report: header, one block per section, remarks."""
     cells = {name: [_cells(row) for row in rows] for name, rows in rows_by_section.items()}
     every_row = [COLUMNS, *itertools.chain.from_iterable(cells.values())]
@@ -284,7 +318,7 @@ def format_table(settings, rows_by_section, remarks=()):
         padded = [v.rjust(w) if i == 1 else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))]
         return ("  " + "  ".join(padded)).rstrip()
 
-    out = [*header_lines(settings), ""]
+    out = [*header_lines(settings, machine), ""]
     for name, section in cells.items():
         out += [f"[{name}] {SECTION_TITLES[name]}", line(COLUMNS), *(line(row) for row in section), ""]
     out += [f"note: {remark}" for remark in remarks]

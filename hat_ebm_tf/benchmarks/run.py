@@ -18,20 +18,21 @@ import keras
 import tensorflow as tf
 from tensorflow.python.util import _pywrap_util_port
 
-from hat_ebm_tf.benchmarks.common import Settings, cpu_info
+from hat_ebm_tf.benchmarks.common import Settings
 from hat_ebm_tf.benchmarks.flags import add_arguments
 from hat_ebm_tf.benchmarks.flops import flop_figures
 from hat_ebm_tf.benchmarks.memory import memory_figures
 from hat_ebm_tf.benchmarks.ops import op_profile
+from hat_ebm_tf.benchmarks.reference_rule import reference_comparison
 from hat_ebm_tf.benchmarks.report import format_table, notes, section_rows, target_summary
 from hat_ebm_tf.benchmarks.sampler_speed import (
-    BF16_CPU_FLAGS,
     jit_comparison,
     matmul_rate,
     mixed_timings,
     sampler_timings,
 )
 from hat_ebm_tf.benchmarks.train_speed import training_figures
+from hat_ebm_tf.precision import BF16_CPU_FLAGS, REPORTED_CPU_FLAGS, cpu_info
 
 # Environment variables that change what oneDNN, OpenMP or XLA do on this machine.
 ENVIRONMENT_PREFIXES = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_", "DNNL_", "OMP_", "KMP_", "TF_XLA_FLAGS")
@@ -50,6 +51,7 @@ def machine_info():
         "cpu_count": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0)),
         "bf16_cpu_flags": sorted(flags & set(BF16_CPU_FLAGS)),
+        "cpu_flags": [flag for flag in REPORTED_CPU_FLAGS if flag in flags],
         "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -76,6 +78,9 @@ def measure(settings):
     if "langevin" in sections:
         progress("mixed-precision sampler")
         results["langevin"] = {"float32": sampler_float32, "mixed": mixed_timings(settings)}
+    if "reference" in sections:
+        progress("our sampler against the reference update rule (alternated)")
+        results["reference"] = reference_comparison(settings)
     if "flops" in sections:
         progress("matmul reference, FLOP counts, generator-in-loop check")
         results["flops"] = flop_figures(settings, sampler_float32, matmul_rate(settings))
@@ -114,7 +119,7 @@ def run_benchmarks(args):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1) + "\n")
-    print(format_table(settings, rows, remarks), end="")
+    print(format_table(settings, rows, remarks, document["machine"]), end="")
     print(f"\nwrote {out} ({document['duration_s']:.0f} s)")
 
 

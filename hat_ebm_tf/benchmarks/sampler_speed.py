@@ -2,16 +2,9 @@
 
 import tensorflow as tf
 
-from hat_ebm_tf.benchmarks.common import (
-    build_networks,
-    chain_function,
-    cpu_info,
-    joint_config,
-    median_time,
-    synthesis_config,
-)
+from hat_ebm_tf.benchmarks.common import build_networks, chain_function, joint_config, median_time, synthesis_config
+from hat_ebm_tf.precision import native_policy
 
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 MATMUL_SIZE = 2048
 MATMUL_MIN_REPEATS = 10
 
@@ -19,25 +12,21 @@ MATMUL_MIN_REPEATS = 10
 def mixed_precision_policy(choice):
     """The mixed policy to time, or None, and why.
 
-    A GPU runs float16 natively; a CPU runs bfloat16 natively only with
-    AVX512_BF16 or AMX, and elsewhere oneDNN emulates it, slower than float32.
-
     Args:
-        choice: ``auto`` (only where native), ``always`` or ``never``.
+        choice: ``auto`` (only where native, ``hat_ebm_tf.precision``),
+            ``always`` (bfloat16 even where emulated) or ``never``.
 
     Returns:
         ``(policy name or None, reason)``.
     """
     if choice == "never":
         return None, "skipped by --mixed-precision never"
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16", "GPU present: float16 is native"
-    native = sorted(set(BF16_CPU_FLAGS) & cpu_info()[1])
-    if native:
-        return "mixed_bfloat16", f"CPU has {', '.join(native).upper()}: bfloat16 is native"
+    policy, reason = native_policy()
+    if policy != "float32":
+        return policy, reason
     if choice == "always":
-        return "mixed_bfloat16", "forced by --mixed-precision always; this CPU has no AVX512_BF16/AMX (emulated)"
-    return None, "this CPU has no AVX512_BF16/AMX: bfloat16 would be emulated"
+        return "mixed_bfloat16", f"forced by --mixed-precision always; {reason}"
+    return None, reason
 
 
 def rates(timing, steps, batch):
