@@ -156,6 +156,31 @@ class DivergenceWatchdog(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+class TensorBoardAtSteps(keras.callbacks.TensorBoard):
+    """Keras's TensorBoard callback with every summary at the optimizer's step, on disk before each checkpoint.
+
+    Keras counts batches from 0 in every ``fit`` call and logs the epoch
+    figures at the epoch number; a run trains in several ``fit`` calls
+    (resumes, rollbacks, a shorter first epoch) and ``steps_per_epoch`` may
+    change on resume, so those steps would repeat and mean different things.
+    Here ``batch_*`` and ``epoch_*`` are at the step they were logged at,
+    like the other callbacks' summaries, which is what
+    ``tensorboard_log.drop_events_after`` cuts at. The writers are flushed at
+    every epoch end, before the checkpoint (put this callback before the one
+    that saves it), so that a kill loses no summary of a checkpointed step.
+    """
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        # Keras's batch counter (private): it is the step of each batch's summaries, and starts here at 0.
+        self._global_train_batch = int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(int(self.model.optimizer.iterations.numpy()), logs)
+        for writer in self._writers.values():
+            writer.flush()
+
+
 class SampleGrid(keras.callbacks.Callback):
     """Write a grid of samples to TensorBoard every ``every`` steps (seeded, so grids are comparable)."""
 

@@ -9,7 +9,8 @@ Run-directory files (public names):
     ``samples.npz``         ``images``: uint8 ``[N, H, W, C]`` drawn with the trained sampler
     ``samples.png``         a grid of the first samples
     ``quality.json``        the digits quality table: samples, floor and baseline (digits source only)
-    ``tensorboard/``        scalars and sample grids (when ``training.tensorboard_every`` is set)
+    ``tensorboard/``        scalars and sample grids at training steps (when ``training.tensorboard_every``
+                            is set); steps after the checkpoint a run resumes from are dropped
     ``workers/<id>/``       non-chief workers' checkpoints and model (multi-worker runs)
     ``.lock``               held by the process training in the directory (one at a time)
 
@@ -53,6 +54,7 @@ from hat_ebm_tf.training.callbacks import (
     QualityEvaluation,
     SampleGrid,
     StopOnSignal,
+    TensorBoardAtSteps,
     TrainingDiverged,
     load_history,
     piecewise_constant,
@@ -61,6 +63,7 @@ from hat_ebm_tf.training.config import ConfigError, load_config
 from hat_ebm_tf.training.outputs import check_writable_dir
 from hat_ebm_tf.training.plots import save_image_grid, save_training_curves
 from hat_ebm_tf.training.run_dir import RunDir
+from hat_ebm_tf.training.tensorboard_log import drop_events_after
 
 log = logging.getLogger("hat_ebm_tf.training")
 
@@ -385,7 +388,7 @@ def _logging_callbacks(config, model, out_dir, chief):
     callbacks = []
     board = out_dir / RunDir.TENSORBOARD if train.tensorboard_every and chief else None
     if board:
-        callbacks.append(keras.callbacks.TensorBoard(str(board), update_freq=train.tensorboard_every))
+        callbacks.append(TensorBoardAtSteps(str(board), update_freq=train.tensorboard_every))
         if isinstance(model, HatEBM):
             callbacks.append(SampleGrid(board, train.tensorboard_every))
     if evaluation.every and chief:
@@ -420,6 +423,8 @@ def fit_with_rollback(config, model, checkpoint, manager, lr_scale, first, datas
     """
     train = config.training
     rollbacks, data = 0, first
+    # Steps logged after the checkpoint resumed from (by a killed or interrupted run) are trained again.
+    drop_events_after(out_dir / RunDir.TENSORBOARD, int(model.optimizer.iterations.numpy()))
     with StopOnSignal() as stop:
         while (step := int(model.optimizer.iterations.numpy())) < train.steps:
             if stop.signum is not None:  # between two fit calls: nothing trained since the last checkpoint
@@ -458,6 +463,7 @@ def fit_with_rollback(config, model, checkpoint, manager, lr_scale, first, datas
             scale = float(lr_scale.numpy()) * train.rollback_lr_factor
             restored = restore_newest_intact(checkpoint, manager)  # this restores lr_scale too: set it after
             lr_scale.assign(scale)
+            drop_events_after(out_dir / RunDir.TENSORBOARD, int(model.optimizer.iterations.numpy()))
             log.warning(
                 "%s; rollback %d/%d to %s with learning rates scaled by %.4g",
                 watchdog.diverged,
