@@ -1,6 +1,9 @@
 """Shared fixtures: tiny networks and models so that the suite stays fast."""
 
+import json
 import os
+from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -12,11 +15,12 @@ tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from tests.helpers import hat_ebm, tiny_digits_config  # noqa: E402
+from tests.helpers import FIXTURES, hat_ebm, tiny_digits_config, tiny_model  # noqa: E402
 
 
 @pytest.fixture
@@ -67,3 +71,39 @@ def tiny_run(tmp_path_factory, quality_classifier):
     result = hat_ebm("train", "--config", "tiny.yaml", "--run-dir", "run", cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     return root, result
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """``tiny.keras`` (an untrained HatEBM) and ``other.keras`` (a Keras model of another class)."""
+    root = tmp_path_factory.mktemp("models")
+    tiny_model().save(root / "tiny.keras")
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]).save(root / "other.keras")
+    return root
+
+
+@pytest.fixture(scope="module")
+def expected():
+    """The reference implementation's outputs on the shipped fixtures (``expected.npz``), by name."""
+    return dict(np.load(FIXTURES / "expected.npz"))
+
+
+@pytest.fixture(scope="module")
+def fixtures():
+    """The index of the shipped reference fixtures (``fixtures.json``): checkpoints and settings."""
+    return json.loads((FIXTURES / "fixtures.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A tiny joint-mode model, saved as .keras and exported with `hat-ebm export` in a subprocess."""
+    root = tmp_path_factory.mktemp("export")
+    model = tiny_model("refine")
+    model.save(root / "tiny.keras")
+    result = hat_ebm(
+        "export", "tiny.keras", "--base-path", "serving", "--name", "tiny", "--serving-root", "/models", cwd=root
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    version = root / "serving" / "tiny" / "1"
+    assert f"wrote version 1 of 'tiny' to {Path('serving/tiny/1')}" in result.stdout
+    return SimpleNamespace(root=root, model=model, version=version, loaded=tf.saved_model.load(str(version)))

@@ -1,19 +1,27 @@
-"""Helpers shared by the tests: tiny models and configs, and the installed ``hat-ebm`` command."""
+"""Helpers shared by the tests: tiny models and configs, the reference fixtures, and the ``hat-ebm`` command."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 import yaml
 
 from hat_ebm_tf.autoencoder import Autoencoder
+from hat_ebm_tf.cli.main import main
+from hat_ebm_tf.data import model_range_to_uint8
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.sampler import LangevinConfig
 from hat_ebm_tf.training.config import CONFIG_DIR
+
+# The reference implementation's checkpoints and outputs: shipped with the tests (3.5 MB; see
+# fixtures/reference/README.md), so that parity is checked on every clone.
+FIXTURES = Path(os.environ.get("HAT_EBM_REFERENCE_FIXTURES", Path(__file__).resolve().parent / "fixtures/reference"))
 
 TINY_SAMPLER = LangevinConfig(num_steps=3, step_size=0.05, temperature=1e-2, max_residual_norm=1.0)
 JOINT_SAMPLER = LangevinConfig(
@@ -53,6 +61,12 @@ def tiny_autoencoder(latent_noise=0.02, seed=0, optimizer=None):
     return model
 
 
+def tiny_images(n, seed=0):
+    """``[n, 16, 16, 1]`` float32 in [-1, 1], on the uint8 grid so that the uint8 path sees the same images."""
+    pixels = model_range_to_uint8(np.random.default_rng(seed).uniform(-1, 1, (n, 16, 16, 1)))
+    return pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)  # float32 arithmetic, as the graph
+
+
 def tiny_digits_config(**training):
     """The shipped digits config as a dict, tiny: width 8, a 4-d latent, 2 Langevin steps, 4 evaluation samples.
 
@@ -68,6 +82,8 @@ def tiny_digits_config(**training):
 
 
 HAT_EBM = Path(sys.executable).parent / "hat-ebm"
+# Runs `hat-ebm` with a signal sent at a chosen moment (tests/signal_hook.py says how).
+SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"
 
 
 def hat_ebm(*args, cwd):
@@ -77,3 +93,20 @@ def hat_ebm(*args, cwd):
     return subprocess.run(
         [str(HAT_EBM), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+def cli_fails(capsys, *argv, code, match):
+    """``hat-ebm ARGV`` in this process must exit with ``code``, its last stderr line naming the problem."""
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    assert info.value.code == code, str(info.value)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"hat-ebm {argv[0]}: ") and re.search(match, last), last
+
+
+def max_rel_error(actual, desired):
+    """The largest absolute difference over the largest magnitude of ``desired``."""
+    actual, desired = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
+    return float(np.max(np.abs(actual - desired)) / max(np.max(np.abs(desired)), 1e-30))

@@ -36,11 +36,10 @@ from hat_ebm_tf.serving.savedmodel import (
     WARMUP_FILE,
     export_model,
 )
-from hat_ebm_tf.serving.scoring import load_scorer, ood_metrics
-from tests.helpers import HAT_EBM, hat_ebm, tiny_model
+from hat_ebm_tf.serving.scoring import ood_metrics
+from tests.helpers import HAT_EBM, SIGNAL_HOOK, hat_ebm, tiny_images, tiny_model
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
-SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"
 IMAGES = ("DT_FLOAT", "(-1, 16, 16, 1)")
 # signature → (inputs, outputs), each name → (dtype, shape), as `saved_model_cli show` prints them.
 EXPECTED_SIGNATURES = {
@@ -111,33 +110,12 @@ def _finish(process):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A tiny joint-mode model, saved as .keras and exported with `hat-ebm export` in a subprocess."""
-    root = tmp_path_factory.mktemp("export")
-    model = tiny_model("refine")
-    model.save(root / "tiny.keras")
-    result = hat_ebm(
-        "export", "tiny.keras", "--base-path", "serving", "--name", "tiny", "--serving-root", "/models", cwd=root
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    version = root / "serving" / "tiny" / "1"
-    assert f"wrote version 1 of 'tiny' to {Path('serving/tiny/1')}" in result.stdout
-    return SimpleNamespace(root=root, model=model, version=version, loaded=tf.saved_model.load(str(version)))
-
-
-@pytest.fixture(scope="module")
 def synthesis(tmp_path_factory):
     """A tiny synthesis-mode model (no refine signature; quicker to export), and its .keras file."""
     model = tiny_model()
     path = tmp_path_factory.mktemp("synthesis") / "synthesis.keras"
     model.save(path)
     return SimpleNamespace(model=model, keras_file=path)
-
-
-def _images(n, seed=0):
-    """``[n, 16, 16, 1]`` float32 in [-1, 1], on the uint8 grid so that the uint8 path sees the same images."""
-    pixels = model_range_to_uint8(np.random.default_rng(seed).uniform(-1, 1, (n, 16, 16, 1)))
-    return pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)  # float32 arithmetic, as the graph
 
 
 def _call(loaded, signature, **inputs):
@@ -177,7 +155,7 @@ def _batching_parameters():
 
 
 def test_saved_model_cli_shows_the_signatures_and_runs_energy_on_an_npy_file(exported, tmp_path):
-    images = _images(5)
+    images = tiny_images(5)
     np.save(tmp_path / "images.npy", images)
     show = _start(SAVED_MODEL_CLI, "show", "--all", "--dir", exported.version, cwd=tmp_path)
     run = _start(
@@ -207,7 +185,7 @@ def test_saved_model_cli_shows_the_signatures_and_runs_energy_on_an_npy_file(exp
 
 # ------------------------------------------------------- use without the package
 def test_standalone_client_without_hat_ebm_tf_matches_the_in_process_model(exported, tmp_path):
-    model, images, seeds = exported.model, _images(6), np.arange(6, dtype=np.int64)
+    model, images, seeds = exported.model, tiny_images(6), np.arange(6, dtype=np.int64)
     latents = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
     np.savez(tmp_path / "inputs.npz", images=images, pixels=model_range_to_uint8(images), seeds=seeds, latents=latents)
     (tmp_path / "fresh.py").write_text(FRESH_PROCESS)
@@ -320,7 +298,7 @@ def test_malformed_input_fails_in_the_serving_runtime(exported):
             feed=[signature.inputs["images"].name], fetch=[signature.outputs["energy"].name]
         )
         energy = session._make_callable_from_options(options)
-        assert energy(_images(2))[0].shape == (2,)
+        assert energy(tiny_images(2))[0].shape == (2,)
         for images, message in [
             (np.zeros((2, 8, 8, 1), np.float32), "must be float32 [B, 16, 16, 1]; received shape] [2 8 8 1]"),
             (np.zeros((16, 16, 1), np.float32), "received shape] [16 16 1]"),
@@ -354,7 +332,7 @@ def _serve(loaded, request):
 
 
 def test_predict_requests_and_warmup_records_are_accepted(exported):
-    images, latents, seeds = _images(3), np.zeros((3, 4), np.float32), np.arange(3, dtype=np.int64)
+    images, latents, seeds = tiny_images(3), np.zeros((3, 4), np.float32), np.arange(3, dtype=np.int64)
     requests = [
         _request("energy", images=images),
         _request("energy_uint8", images=model_range_to_uint8(images)),
@@ -420,22 +398,9 @@ def test_versions_count_on_and_are_never_overwritten(synthesis, tmp_path):
     assert signatures == set(EXPECTED_SIGNATURES) - {"refine"}
 
 
-def test_load_scorer_names_what_it_cannot_use(exported, tmp_path):
-    with pytest.raises(ValueError, match="no SavedModel at"):
-        load_scorer(tmp_path)
-    scorer = load_scorer(exported.version.parent, batch_size=2)
-    assert scorer.path == exported.version and scorer.image_shape == (16, 16, 1)
-    # Batches of 2, 2 and 1 against one of 5: convolutions and matmuls may round differently.
-    np.testing.assert_allclose(scorer(_images(5)), exported.model.energy(_images(5)), rtol=1e-6, atol=1e-7)
-    with pytest.raises(ValueError, match=re.escape("images have shape [5, 8, 8, 1]; expected [N, 16, 16, 1]")):
-        scorer(np.zeros((5, 8, 8, 1), np.float32))
-    with pytest.raises(ValueError, match="images have dtype int64; expected uint8"):
-        scorer(np.zeros((5, 16, 16, 1), np.int64))
-
-
 # ------------------------------------------------------------------ hat-ebm ood
 def test_ood_command_reports_the_metrics_of_the_savedmodel_score(exported, tmp_path):
-    inside, outside = _images(40, seed=2), np.random.default_rng(3).uniform(-1, 1, (30, 16, 16, 1))
+    inside, outside = tiny_images(40, seed=2), np.random.default_rng(3).uniform(-1, 1, (30, 16, 16, 1))
     outside = np.clip(outside * 0.2 + 0.7, -1, 1).astype(np.float32)
     np.savez(tmp_path / "in.npz", images=model_range_to_uint8(inside))
     np.save(tmp_path / "out.npy", outside)

@@ -10,7 +10,7 @@ import yaml
 
 from hat_ebm_tf.data import DataSource, distributed_dataset, image_dataset
 from hat_ebm_tf.distribute import mirrored_strategy
-from hat_ebm_tf.evaluation.analytic import CASES, IMAGE_SHAPE, TWO_MODES, Mixture, draw
+from hat_ebm_tf.evaluation.analytic import CASES, IMAGE_SHAPE, draw
 from hat_ebm_tf.sampler import LangevinConfig, langevin, row_seeds
 from tests.helpers import JOINT_SAMPLER, TINY_SAMPLER, tiny_model
 
@@ -29,22 +29,6 @@ def test_mala_matches_the_targets_moments_where_unadjusted_langevin_is_biased(ca
     # The same chains without the accept step miss a moment by more than the tolerance.
     biased_mean = abs(unadjusted.mean() - target.mean) > MEAN_TOLERANCE
     assert biased_mean or abs(unadjusted.var() / target.variance - 1) > VARIANCE_TOLERANCE
-
-
-def test_mixture_moments_and_density():
-    grid = np.linspace(-6, 6, 20001)
-    density = np.exp(TWO_MODES.log_density(grid))
-    step = grid[1] - grid[0]
-    assert density.sum() * step == pytest.approx(1.0, abs=1e-6)
-    assert (grid * density).sum() * step == pytest.approx(TWO_MODES.mean, abs=1e-6)
-    assert ((grid - TWO_MODES.mean) ** 2 * density).sum() * step == pytest.approx(TWO_MODES.variance, abs=1e-6)
-    # H(y) = −Σ log p(y_i) + const: differences of energies are differences of log densities.
-    y = grid[::1250][:16]
-    energies = TWO_MODES.energy(tf.constant(np.stack([y, np.zeros(16)]).reshape(2, *IMAGE_SHAPE), tf.float32))
-    difference = TWO_MODES.log_density(y).sum() - 16 * TWO_MODES.log_density(0.0)
-    assert float(energies[1] - energies[0]) == pytest.approx(difference, rel=1e-5)
-    with pytest.raises(ValueError, match="sum to 1"):
-        Mixture(weights=(0.5, 0.6), means=(0.0, 1.0), scales=(1.0, 1.0))
 
 
 def test_joint_form_matches_the_gaussian_covariance_of_latents_and_residuals(rng):

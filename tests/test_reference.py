@@ -1,9 +1,5 @@
 """Parity with the reference implementation's checkpoints and outputs (tests/fixtures/reference)."""
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,24 +16,7 @@ from hat_ebm_tf.reference import (
     sampler_from_reference,
 )
 from hat_ebm_tf.sampler import langevin, row_seeds
-
-# Shipped with the tests (3.5 MB; see fixtures/reference/README.md), so that parity is checked on every clone.
-FIXTURES = Path(os.environ.get("HAT_EBM_REFERENCE_FIXTURES", Path(__file__).resolve().parent / "fixtures/reference"))
-
-
-@pytest.fixture(scope="module")
-def expected():
-    return dict(np.load(FIXTURES / "expected.npz"))
-
-
-@pytest.fixture(scope="module")
-def fixtures():
-    return json.loads((FIXTURES / "fixtures.json").read_text())
-
-
-def max_rel_error(actual, desired):
-    actual, desired = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
-    return float(np.max(np.abs(actual - desired)) / max(np.max(np.abs(desired)), 1e-30))
+from tests.helpers import FIXTURES, max_rel_error
 
 
 @pytest.fixture(scope="module")
@@ -125,59 +104,3 @@ def test_corrupt_checkpoint_is_named(tmp_path, fixtures):
     (tmp_path / f"{name}.index").write_bytes((FIXTURES / f"{name}.index").read_bytes()[:40])
     with pytest.raises(ReferenceCheckpointError, match="cannot read reference checkpoint"):
         hat_from_reference(tmp_path / name)
-
-
-def test_import_reference_cli_to_samples(tmp_path, fixtures, expected):
-    import keras
-
-    from tests.helpers import hat_ebm
-
-    spec = fixtures["nets"]["32_ngf64"]
-    args = ["--hat", FIXTURES / spec["ebm"], "--generator", FIXTURES / spec["gen"], "--mode", "synthesis"]
-    result = hat_ebm("import-reference", *args, "--image-size", 32, "--run-dir", "run", "--steps", 2, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
-    rel = max_rel_error(model.energy(expected["ebm32_ngf64_x"]), expected["ebm32_ngf64_energy"][:, 0])
-    assert rel < 1e-5 and model.sampler_config.num_steps == 2
-    result = hat_ebm("sample", "run", "--num", 3, "--out", "s.npz", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert np.load(tmp_path / "s.npz")["images"].shape == (3, 32, 32, 3)
-
-    retro = fixtures["nets"]["retrofit32"]
-    args = [
-        "--hat",
-        FIXTURES / spec["ebm"],
-        "--decoder",
-        FIXTURES / retro["decoder"],
-        "--encoder",
-        FIXTURES / retro["encoder"],
-    ]
-    result = hat_ebm(
-        "import-reference", *args, "--mode", "retrofit", "--image-size", 32, "--run-dir", "retro", cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "retro" / "autoencoder.keras").is_file()
-
-
-def test_import_reference_cli_names_mismatches(tmp_path, fixtures):
-    from tests.helpers import hat_ebm
-
-    spec = fixtures["nets"]["32_ngf64"]
-    args = ["--hat", FIXTURES / spec["ebm"], "--generator", FIXTURES / spec["gen"], "--mode", "synthesis"]
-    result = hat_ebm("import-reference", *args, "--image-size", 64, "--run-dir", "run", cwd=tmp_path)
-    assert result.returncode != 0 and "--image-size 64: the hat network checkpoint is for 32×32" in result.stderr
-    result = hat_ebm(
-        "import-reference",
-        "--hat",
-        FIXTURES / spec["gen"],
-        "--generator",
-        FIXTURES / spec["gen"],
-        "--mode",
-        "synthesis",
-        "--image-size",
-        32,
-        "--run-dir",
-        "run",
-        cwd=tmp_path,
-    )
-    assert result.returncode != 0 and "no variable 'lin_5/kernel', so it is not a hat network" in result.stderr

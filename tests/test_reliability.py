@@ -1,114 +1,34 @@
 """Bad input and interruptions end in a named error with a documented exit code, and nothing is lost.
 
-One test or more per failure class of ``hat_ebm_tf.errors``. Config values are
-in tests/test_config.py, data sources in tests/test_data.py, and the killed or
-interrupted training runs in tests/test_train.py.
+Run directories that cannot take a run, resumes, and exports. The exit code of
+each failure class of ``hat_ebm_tf.errors`` is in tests/test_main.py, output
+paths in tests/test_outputs.py, config values in tests/test_config.py, data
+sources in tests/test_data.py, and the killed or interrupted training runs in
+tests/test_train.py.
 """
 
 import dataclasses
 import fcntl
 import json
 import re
-import signal
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
 
-from hat_ebm_tf.cli.main import describe_failure, main
 from hat_ebm_tf.errors import (
     ConfigError,
     DataError,
-    LimitError,
-    ModelFileError,
     RunDirError,
-    TrainingDiverged,
-    TrainingInterrupted,
 )
 from hat_ebm_tf.serving.savedmodel import MAX_VERSION, MODELS_CONFIG, export_model
 from hat_ebm_tf.training.config import parse_config
 from hat_ebm_tf.training.train import run_training
-from tests.helpers import tiny_model
-from tests.test_train import SIGNAL_HOOK, _history_steps, _latest_checkpoint, _train, array_config
-
-README = SIGNAL_HOOK.parents[1] / "README.md"
-
-
-def cli_fails(capsys, *argv, code, match):
-    """``hat-ebm ARGV`` in this process must exit with ``code``, its last stderr line naming the problem."""
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    assert info.value.code == code, str(info.value)
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith(f"hat-ebm {argv[0]}: ") and re.search(match, last), last
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """``tiny.keras`` (an untrained HatEBM) and ``other.keras`` (a Keras model of another class)."""
-    root = tmp_path_factory.mktemp("models")
-    tiny_model().save(root / "tiny.keras")
-    keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]).save(root / "other.keras")
-    return root
-
-
-# ------------------------------------------------------------------ exit codes
-@pytest.mark.parametrize(
-    ("error", "code"),
-    [
-        (ConfigError("x"), 2),
-        (LimitError("x"), 2),
-        (DataError("x"), 3),
-        (ModelFileError("x"), 3),
-        (RunDirError("x"), 4),
-        (TrainingDiverged("x"), 5),
-        (TrainingInterrupted("x", signal.SIGINT), 130),
-        (TrainingInterrupted("x", signal.SIGTERM), 143),
-        (KeyboardInterrupt(), 130),
-        (MemoryError(), 1),
-        (tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"), 1),
-        (PermissionError(13, "Permission denied", "out.npz"), 1),
-        (ValueError("x"), 1),
-    ],
-    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
-)
-def test_each_failure_class_has_a_documented_exit_code(error, code):
-    got, kind, message = describe_failure(error)
-    assert got == code and kind and message
-    section = README.read_text().split("\n## Exit codes\n")[1].split("\n## ")[0]
-    assert re.search(rf"^\| {code} \|", section, re.MULTILINE), f"exit code {code} is not in the README's table"
-
-
-def test_a_bug_keeps_its_traceback():
-    assert describe_failure(TypeError("a bug")) is None
-
-
-def test_command_line_errors_are_one_line_with_their_codes(models, tmp_path, capsys):
-    (tmp_path / "bad.yaml").write_text("training: {steps: true}\n")
-    cli_fails(capsys, "train", "--config", tmp_path / "bad.yaml", "--run-dir", tmp_path / "r", code=2, match="steps")
-    (tmp_path / "big.yaml").write_text("training: {bank_size: 1000000000000}\n")
-    cli_fails(
-        capsys, "train", "--config", tmp_path / "big.yaml", "--run-dir", tmp_path / "r", code=2,
-        match=r"persistent banks .* exceeds the limit of 16 GB; .* raise limits.memory_gb",
-    )  # fmt: skip
-    assert not (tmp_path / "r").exists()
-    cli_fails(capsys, "sample", models / "other.keras", code=3, match="holds a Sequential, not a HatEBM")
-    cli_fails(capsys, "sample", tmp_path / "nowhere", code=3, match="no trained model at")
-    cli_fails(
-        capsys, "export", models / "other.keras", "--base-path", tmp_path / "s", "--name", "m", code=3,
-        match="not a HatEBM",
-    )  # fmt: skip
-    (tmp_path / "file").write_text("")
-    cli_fails(
-        capsys, "train", "--config", "digits", "--run-dir", tmp_path / "file" / "run", code=4,
-        match=r"run directory .*file/run' is not a directory",
-    )  # fmt: skip
+from tests.helpers import SIGNAL_HOOK, cli_fails, tiny_model
+from tests.test_train import _history_steps, _latest_checkpoint, _train, array_config
 
 
 # ----------------------------------------------------------- run directories
@@ -194,52 +114,6 @@ def test_steps_are_exact_and_a_larger_steps_extends_the_run(tmp_path):
     second = _train(tmp_path, "run", "--steps", 5)  # the same run, extended: the epoch is completed, then 1 more
     assert second.returncode == 0, second.stderr[-3000:]
     assert _history_steps(tmp_path / "run") == [3, 4, 5] and _latest_checkpoint(tmp_path / "run") == "ckpt-5"
-
-
-# -------------------------------------------------------------------- outputs
-def test_sample_writes_exactly_the_path_it_prints(models, tmp_path, capsys):
-    sample = ("sample", models / "tiny.keras", "--num", 2, "--steps", 1)
-    main([str(a) for a in (*sample, "--out", tmp_path / "foo")])
-    assert f"to {tmp_path / 'foo.npz'}" in capsys.readouterr().out
-    assert np.load(tmp_path / "foo.npz")["images"].shape == (2, 16, 16, 1) and not (tmp_path / "foo").exists()
-    (tmp_path / "dir").mkdir()
-    main([str(a) for a in (*sample, "--out", tmp_path / "dir")])
-    assert f"to {tmp_path / 'dir' / 'samples.npz'}" in capsys.readouterr().out
-    cli_fails(capsys, *sample, "--out", tmp_path / "foo.npz", code=4, match="the file exists; pass --overwrite")
-    main([str(a) for a in (*sample, "--out", tmp_path / "foo.npz", "--overwrite")])
-    cli_fails(capsys, *sample, "--out", tmp_path / "foo.npz" / "x.npz", code=4, match="no directory")
-    cli_fails(
-        capsys, "sample", models / "tiny.keras", "--num", 2_000_000_000, code=2,
-        match=r"estimated memory 2\.56e\+03 GB .* exceeds the limit of 4 GB; .* raise --max-memory-gb",
-    )  # fmt: skip
-
-
-def test_outputs_are_checked_before_any_work(models, tmp_path, capsys):
-    (tmp_path / "file").write_text("")
-    unwritable = tmp_path / "file" / "out.json"
-    ood = ("ood", "--model", tmp_path / "no-model", "--in", "a.npz", "--out", "b.npz")
-    cli_fails(capsys, *ood, "--json", unwritable, code=4, match="--json .*: no directory")
-    fid = ("fid", "--model", models / "tiny.keras", "--data", "digits", "--num", 4)
-    cli_fails(capsys, *fid, "--record", unwritable, code=4, match="--record .*: no directory")
-    (models / "fid.json").write_text("{}")  # an earlier result, next to the model
-    try:
-        cli_fails(capsys, *fid, code=4, match=r"fid.json: the file exists; pass --overwrite")
-    finally:
-        (models / "fid.json").unlink()
-
-
-def test_import_reference_never_writes_into_another_run(tmp_path, capsys):
-    imports = ("import-reference", "--hat", tmp_path / "no.ckpt", "--generator", tmp_path / "no.ckpt")
-    imports = (*imports, "--mode", "synthesis", "--image-size", 32, "--run-dir", tmp_path / "run")
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "config.yaml").write_text("name: trained\n")
-    cli_fails(capsys, *imports, code=4, match="holds a trained run")
-    (tmp_path / "run" / "config.yaml").unlink()
-    (tmp_path / "run" / "model.keras").write_bytes(b"an earlier import")
-    cli_fails(capsys, *imports, code=4, match=r"holds an earlier import .*pass --overwrite")
-    # With --overwrite the directory is accepted, and the (absent) checkpoint is what stops the import.
-    cli_fails(capsys, *imports, "--overwrite", code=3, match="no.ckpt")
-    assert (tmp_path / "run" / "model.keras").read_bytes() == b"an earlier import"
 
 
 # --------------------------------------------------------------------- export

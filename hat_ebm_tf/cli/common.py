@@ -8,7 +8,7 @@ from hat_ebm_tf.argtypes import float_or_none
 # The sampler flags of `sample`, `fid`, `export` and `import-reference`:
 # LangevinConfig field → (flag, argparse type, help). Every field but
 # update_latents (fixed by the model's mode) has one, and the types are the
-# fields' (tests/test_cli.py checks both against LangevinConfig). A table, not
+# fields' (tests/test_main.py checks both against LangevinConfig). A table, not
 # built from dataclasses.fields(LangevinConfig): that would import TensorFlow
 # and Keras to build the parser, and `hat-ebm --help` answers without them.
 SAMPLER_FLAGS = {
