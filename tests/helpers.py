@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: tiny models and configs, the reference fixtures, and the ``hat-ebm`` command."""
+"""Helpers shared by the tests: tiny models and configs, the reference fixtures, `hat-ebm`, subprocesses, exports."""
 
 import os
 import re
@@ -84,6 +84,20 @@ def tiny_digits_config(**training):
 HAT_EBM = Path(sys.executable).parent / "hat-ebm"
 # Runs `hat-ebm` with a signal sent at a chosen moment (tests/signal_hook.py says how).
 SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"
+IMAGES = ("DT_FLOAT", "(-1, 16, 16, 1)")
+# The signatures of the tiny refine model's export: signature → (inputs, outputs), each name → (dtype, shape),
+# as `saved_model_cli show` prints them.
+EXPECTED_SIGNATURES = {
+    "energy": ({"images": IMAGES}, {"energy": ("DT_FLOAT", "(-1)")}),
+    "energy_uint8": ({"images": ("DT_UINT8", IMAGES[1])}, {"energy": ("DT_FLOAT", "(-1)")}),
+    "ood_score": ({"images": IMAGES}, {"score": ("DT_FLOAT", "(-1)")}),
+    "ood_score_uint8": ({"images": ("DT_UINT8", IMAGES[1])}, {"score": ("DT_FLOAT", "(-1)")}),
+    "serving_default": ({"images": IMAGES}, {"score": ("DT_FLOAT", "(-1)")}),
+    "sample": ({"seeds": ("DT_INT64", "(-1)")}, {"images": IMAGES}),
+    "refine": ({"latents": ("DT_FLOAT", "(-1, 4)"), "seeds": ("DT_INT64", "(-1)")}, {"images": IMAGES}),
+    "generate": ({"latents": ("DT_FLOAT", "(-1, 4)")}, {"images": IMAGES}),
+    "sampler_config": ({"seeds": ("DT_INT64", "(-1)")}, {"json": ("DT_STRING", "(-1)")}),
+}
 
 
 def hat_ebm(*args, cwd):
@@ -110,3 +124,27 @@ def max_rel_error(actual, desired):
     """The largest absolute difference over the largest magnitude of ``desired``."""
     actual, desired = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
     return float(np.max(np.abs(actual - desired)) / max(np.max(np.abs(desired)), 1e-30))
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+def start_process(*command, cwd, **env):
+    """A subprocess running ``command`` in ``cwd`` (without PYTHONPATH, with ``env`` added), output captured."""
+    return subprocess.Popen(
+        [str(c) for c in command], cwd=cwd, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish_process(process):
+    """The standard output of a subprocess that must succeed."""
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    return stdout
+
+
+def call_signature(loaded, signature, **inputs):
+    """The outputs of signature ``signature`` of a loaded SavedModel, as NumPy arrays by name."""
+    return {k: v.numpy() for k, v in loaded.signatures[signature](**inputs).items()}

@@ -18,8 +18,8 @@ from hat_ebm_tf.data import DataSource, model_range_to_uint8, read_source
 from hat_ebm_tf.evaluation.ood_calibration import CalibrationModule, calibrate, conformal_rank, images_sha256
 from hat_ebm_tf.serving.savedmodel import export_model
 from hat_ebm_tf.serving.scoring import load_scorer
-from tests.helpers import HAT_EBM, tiny_model
-from tests.test_export import STANDALONE_CLIENT, _finish, _start
+from tests.helpers import HAT_EBM, finish_process, start_process, tiny_model
+from tests.test_export import STANDALONE_CLIENT
 from tests.test_ood_suite import SUITE_SETS
 
 
@@ -73,23 +73,23 @@ def calibrated(tmp_path_factory):
     model = tiny_model()
     model.save(root / "tiny.keras")
     export = ("export", "tiny.keras", "--base-path", "serving", "--name", "tiny", "--calibrate", "digits")
-    stdout = _finish(_start(HAT_EBM, *export, cwd=root))
+    stdout = finish_process(start_process(HAT_EBM, *export, cwd=root))
     test_digits = read_source(DataSource("digits", split="test"))
     np.savez(root / "extra.npz", images=model_range_to_uint8(test_digits[:50]))
     report = ("ood", "--model", "serving/tiny", "--suite", "digits", "--out", "extra.npz", "--report-dir", "report")
-    ood = _start(HAT_EBM, *report, cwd=root)
+    ood = start_process(HAT_EBM, *report, cwd=root)
     (root / "fresh.py").write_text(FRESH_PROCESS)
     shutil.copy(STANDALONE_CLIENT, root)
     np.save(root / "test_digits.npy", test_digits)
-    fresh = _start(sys.executable, "fresh.py", "serving/tiny", "test_digits.npy", "fresh.npz", cwd=root)
+    fresh = start_process(sys.executable, "fresh.py", "serving/tiny", "test_digits.npy", "fresh.npz", cwd=root)
     return SimpleNamespace(
         root=root,
         model=model,
         version=root / "serving" / "tiny" / "1",
         export_stdout=stdout,
         test_digits=test_digits,
-        ood_stdout=_finish(ood),
-        fresh_stdout=_finish(fresh),
+        ood_stdout=finish_process(ood),
+        fresh_stdout=finish_process(fresh),
     )
 
 

@@ -1,33 +1,24 @@
 """Bad input and interruptions end in a named error with a documented exit code, and nothing is lost.
 
-Run directories that cannot take a run, resumes, and exports. The exit code of
+Here: run directories that cannot take a run, and resumes. The exit code of
 each failure class of ``hat_ebm_tf.errors`` is in tests/test_main.py, output
-paths in tests/test_outputs.py, config values in tests/test_config.py, data
-sources in tests/test_data.py, and the killed or interrupted training runs in
-tests/test_train.py.
+paths in tests/test_outputs.py, exports in tests/test_savedmodel.py, config
+values in tests/test_config.py, data sources in tests/test_data.py, and the
+killed or interrupted training runs in tests/test_train.py.
 """
 
 import dataclasses
 import fcntl
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import yaml
 
-from hat_ebm_tf.errors import (
-    ConfigError,
-    DataError,
-    RunDirError,
-)
-from hat_ebm_tf.serving.savedmodel import MAX_VERSION, MODELS_CONFIG, export_model
+from hat_ebm_tf.errors import ConfigError, DataError, RunDirError
 from hat_ebm_tf.training.config import parse_config
 from hat_ebm_tf.training.train import run_training
-from tests.helpers import SIGNAL_HOOK, cli_fails, tiny_model
 from tests.test_train import _history_steps, _latest_checkpoint, _train, array_config
 
 
@@ -114,41 +105,3 @@ def test_steps_are_exact_and_a_larger_steps_extends_the_run(tmp_path):
     second = _train(tmp_path, "run", "--steps", 5)  # the same run, extended: the epoch is completed, then 1 more
     assert second.returncode == 0, second.stderr[-3000:]
     assert _history_steps(tmp_path / "run") == [3, 4, 5] and _latest_checkpoint(tmp_path / "run") == "ckpt-5"
-
-
-# --------------------------------------------------------------------- export
-def test_export_validates_before_publishing_a_version(tmp_path, capsys, models):
-    model = tiny_model()
-    with pytest.raises(ValueError, match=rf"version={MAX_VERSION + 1} must be an integer in \[1, {MAX_VERSION}\]"):
-        export_model(model, tmp_path / "serving", "tiny", version=MAX_VERSION + 1)
-    cli_fails(
-        capsys, "export", models / "tiny.keras", "--base-path", tmp_path / "serving", "--name", "tiny",
-        "--version", MAX_VERSION + 1, code=1, match="int64",
-    )  # fmt: skip
-    assert not (tmp_path / "serving").exists()
-    (tmp_path / "serving").mkdir()
-    (tmp_path / "serving" / MODELS_CONFIG).write_text("model_config_list { config { name: ")
-    with pytest.raises(ValueError, match="is not a ModelServerConfig in text format"):
-        export_model(model, tmp_path / "serving", "tiny")
-    assert sorted(p.name for p in (tmp_path / "serving").iterdir()) == [MODELS_CONFIG]  # no version, no temporary
-
-
-def test_every_signature_refuses_an_empty_batch_by_name(tmp_path):
-    path = export_model(tiny_model(), tmp_path, "tiny")
-    loaded = tf.saved_model.load(str(path))
-    for name, function in loaded.signatures.items():
-        specs = function.structured_input_signature[1]
-        empty = {key: tf.zeros([0, *spec.shape[1:]], spec.dtype) for key, spec in specs.items()}
-        signature = "ood_score" if name == "serving_default" else name
-        with pytest.raises(tf.errors.InvalidArgumentError, match=rf"{signature}: \w+ must hold at least one row"):
-            function(**empty)
-
-
-def test_sigterm_during_an_export_cleans_up_and_exits_143(models, tmp_path):
-    export = ("export", models / "tiny.keras", "--base-path", tmp_path / "serving", "--name", "tiny")
-    command = [sys.executable, SIGNAL_HOOK, "before-rename", 0, "SIGTERM", "--", *export]
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 143, result.stderr[-3000:]
-    assert result.stderr.strip().splitlines()[-1] == "hat-ebm export: interrupted: terminated by SIGTERM"
-    assert list((tmp_path / "serving" / "tiny").iterdir()) == []  # the temporary SavedModel is removed
-    assert not (tmp_path / "serving" / MODELS_CONFIG).exists()

@@ -23,7 +23,7 @@ calibration scores, so at most ``k - 1`` are ``>=`` it.
 ``OODCalibration`` holds the sorted scores and that threshold;
 ``CalibrationModule`` carries them into a SavedModel as variables and
 computes ``score``, ``p_value`` and ``is_ood`` in the graph (the ``ood_detect``
-signatures of ``hat_ebm_tf.serving.savedmodel``).
+signatures of ``hat_ebm_tf.serving.signatures``).
 """
 
 import dataclasses

@@ -46,7 +46,8 @@ def register(subparsers):
 
 def run(args):
     from hat_ebm_tf.evaluation.ood_calibration import CalibrationModule
-    from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE, check_model_name, export_model, serving_functions
+    from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE, check_model_name, export_model
+    from hat_ebm_tf.serving.signatures import serving_functions
 
     check_model_name(args.name)
     model, sampler = load_model_and_sampler(args.model, args)
