@@ -34,7 +34,7 @@ import tensorflow as tf
 from hat_ebm_tf.rng import SALT_ACCEPT_LATENT, SALT_ACCEPT_RESIDUAL, SALT_NOISE_LATENT, SALT_NOISE_RESIDUAL
 
 # The same noise streams as the unadjusted sampler: one chain, adjusted or not, from one seed.
-from hat_ebm_tf.sampler import LangevinResult, row_normal, row_uniform
+from hat_ebm_tf.sampler import LangevinResult, chain_tensors, row_normal, row_uniform, update_constants
 
 
 def _row_sum(x):
@@ -86,14 +86,9 @@ def metropolis_langevin(energy_fn, generator_fn, latents, residuals, seeds, conf
     ``(ε²/2)·mean_b ||d_b||`` at the current states; ``acceptance_latent`` /
     ``acceptance_res`` are each chain's accepted fraction of proposals.
     """
-    latents = tf.convert_to_tensor(latents, tf.float32)
-    residuals = tf.convert_to_tensor(residuals, tf.float32)
-    seeds = tf.convert_to_tensor(seeds)
+    latents, residuals, seeds = chain_tensors(latents, residuals, seeds)
     first_step = tf.cast(first_step, tf.int64)
-    temperature = tf.constant(config.temperature, tf.float32)
-    half_eps_sq = config.step_size**2 / 2.0
-    half_eps_z_sq = config.latent_step_size**2 / 2.0
-    clip = None if config.max_residual_norm is None else config.max_residual_norm / half_eps_sq
+    temperature, half_eps_sq, half_eps_z_sq, clip = update_constants(config)
 
     def generate(z):
         with tf.GradientTape(watch_accessed_variables=False) as tape:

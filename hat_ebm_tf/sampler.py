@@ -209,6 +209,26 @@ def _image_gradient(energy_fn, images):
     return tf.cast(tape.gradient(energy, images), tf.float32)
 
 
+def chain_tensors(latents, residuals, seeds):
+    """The chain's inputs as tensors: float32 ``latents`` and ``residuals``, and the row ``seeds``."""
+    return (
+        tf.convert_to_tensor(latents, tf.float32),
+        tf.convert_to_tensor(residuals, tf.float32),
+        tf.convert_to_tensor(seeds),
+    )
+
+
+def update_constants(config):
+    """``(T, ε²/2, ε_z²/2, clip)`` of a Langevin update under ``config``.
+
+    ``clip`` bounds the norm of each residual gradient so that the drift step
+    ``(ε²/2)·g`` is at most ``max_residual_norm``; None without a bound.
+    """
+    half_eps_sq = config.step_size**2 / 2.0
+    clip = None if config.max_residual_norm is None else config.max_residual_norm / half_eps_sq
+    return tf.constant(config.temperature, tf.float32), half_eps_sq, config.latent_step_size**2 / 2.0, clip
+
+
 def langevin(energy_fn, generator_fn, latents, residuals, seeds, config, first_step=0):
     """Run ``config.num_steps`` Langevin steps of the Hat EBM (see module doc).
 
@@ -234,14 +254,9 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config, first_s
         from hat_ebm_tf.mala import metropolis_langevin
 
         return metropolis_langevin(energy_fn, generator_fn, latents, residuals, seeds, config, first_step)
-    latents = tf.convert_to_tensor(latents, tf.float32)
-    residuals = tf.convert_to_tensor(residuals, tf.float32)
-    seeds = tf.convert_to_tensor(seeds)
+    latents, residuals, seeds = chain_tensors(latents, residuals, seeds)
     first_step = tf.cast(first_step, tf.int32)
-    temperature = tf.constant(config.temperature, tf.float32)
-    half_eps_sq = config.step_size**2 / 2.0
-    half_eps_z_sq = config.latent_step_size**2 / 2.0
-    clip = None if config.max_residual_norm is None else config.max_residual_norm / half_eps_sq
+    temperature, half_eps_sq, half_eps_z_sq, clip = update_constants(config)
     num_steps = config.num_steps
 
     def generate(z):
