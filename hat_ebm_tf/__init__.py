@@ -28,7 +28,7 @@ _EXPORTS = {
     "HatNetwork": "hat_ebm_tf.networks",
     "RetrofitDecoder": "hat_ebm_tf.networks",
     "RetrofitEncoder": "hat_ebm_tf.networks",
-    "LangevinConfig": "hat_ebm_tf.sampler",
+    "LangevinConfig": "hat_ebm_tf.sampler_config",
     "LangevinResult": "hat_ebm_tf.sampler",
     "langevin": "hat_ebm_tf.sampler",
 }

@@ -18,8 +18,6 @@ counter-based generator (``hat_ebm_tf.rng``) keyed on that row's seed, so a
 row's chain depends on its own seed only, whatever the batch it is drawn in.
 """
 
-import dataclasses
-import math
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -34,87 +32,8 @@ from hat_ebm_tf.rng import (
     stateless_row_uniform,
 )
 
-# Latent step size ε_z of the joint form (refine/retrofit) when none is given:
-# the reference's CIFAR-10 and CelebA refine setting (REFERENCE.md).
-JOINT_LATENT_STEP_SIZE = 5e-3
-
-
-@dataclasses.dataclass(frozen=True)
-class LangevinConfig:
-    """Settings of the Langevin sampler (reference key names in brackets).
-
-    Attributes:
-        num_steps: chain length (``mcmc_steps``).
-        step_size: residual step size ε (``epsilon``).
-        latent_step_size: latent step size ε_z (``epsilon_latent``).
-        temperature: T (``mcmc_temp``); energies are divided by it.
-        update_latents: run the latent step (joint form, ``update_latents``).
-        noise: add the Gaussian noise terms (``use_noise``).
-        max_residual_norm: per-sample bound on the residual drift step, or
-            None for no clipping (``max_langevin_norm_res`` when
-            ``clip_langevin_grad_res``).
-        tau: strength of the Gaussian residual prior τ·Σy² (``tau_res``).
-        init_scale_latent: initial ``z ~ init_scale_latent·N(0, I)``.
-        init_scale_residual: initial ``y ~ init_scale_residual·N(0, I)``.
-        metropolis: Metropolis-adjusted Langevin (MALA, ``hat_ebm_tf.mala``):
-            each step's update becomes a proposal that every chain accepts or
-            rejects; needs ``noise``. False is the reference's unadjusted
-            sampler.
-    """
-
-    num_steps: int = 50
-    step_size: float = 5e-4
-    latent_step_size: float = 0.0
-    temperature: float = 1e-8
-    update_latents: bool = False
-    noise: bool = True
-    max_residual_norm: float | None = None
-    tau: float = 0.0
-    init_scale_latent: float = 1.0
-    init_scale_residual: float = 0.0
-    metropolis: bool = False
-
-    def __post_init__(self):
-        if not isinstance(self.num_steps, int) or self.num_steps < 0:
-            raise ValueError(f"LangevinConfig: num_steps={self.num_steps!r} must be an integer >= 0")
-        # Bounds written `not a < x < inf` also refuse NaN (an infinite temperature would zero every gradient).
-        for name in ("step_size", "temperature"):
-            if not 0 < getattr(self, name) < math.inf:
-                raise ValueError(f"LangevinConfig: {name}={getattr(self, name)!r} must be > 0 and finite")
-        for name in ("latent_step_size", "tau", "init_scale_latent", "init_scale_residual"):
-            if not 0 <= getattr(self, name) < math.inf:
-                raise ValueError(f"LangevinConfig: {name}={getattr(self, name)!r} must be >= 0 and finite")
-        if self.update_latents and not self.latent_step_size > 0:
-            raise ValueError("LangevinConfig: update_latents=True needs latent_step_size > 0")
-        if self.max_residual_norm is not None and not 0 < self.max_residual_norm < math.inf:
-            raise ValueError(
-                f"LangevinConfig: max_residual_norm={self.max_residual_norm!r} must be > 0 and finite, or None"
-            )
-        if self.metropolis and not self.noise:
-            raise ValueError(
-                "LangevinConfig: metropolis=True needs noise=True (a deterministic proposal has no density)"
-            )
-
-    @classmethod
-    def from_dict(cls, values):
-        """Build from a mapping, rejecting unknown keys with a ValueError that names them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"LangevinConfig: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**values)
-
-    @classmethod
-    def for_form(cls, joint, **settings):
-        """The default sampler of the synthesis (``joint=False``) or joint form, with ``settings`` applied.
-
-        The joint form updates latents with step ``JOINT_LATENT_STEP_SIZE``;
-        synthesis keeps them fixed (latent step 0).
-        """
-        return cls(update_latents=joint, latent_step_size=JOINT_LATENT_STEP_SIZE if joint else 0.0, **settings)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
+# The settings live in a TensorFlow-free module (the command line builds its flags from them); public here too.
+from hat_ebm_tf.sampler_config import JOINT_LATENT_STEP_SIZE, LangevinConfig  # noqa: F401
 
 
 class LangevinResult(NamedTuple):

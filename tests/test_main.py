@@ -112,11 +112,24 @@ SAMPLING_COMMANDS = {
 
 
 def test_sampler_flags_cover_every_langevin_setting_with_its_type():
+    # Built from LangevinConfig's fields; the flag names are public (the README documents them).
+    assert {field: flag for field, (flag, _, _) in SAMPLER_FLAGS.items()} == {
+        "num_steps": "--steps",
+        "step_size": "--step-size",
+        "latent_step_size": "--latent-step-size",
+        "temperature": "--temperature",
+        "noise": "--noise",
+        "max_residual_norm": "--max-residual-norm",
+        "tau": "--tau",
+        "init_scale_latent": "--init-scale-latent",
+        "init_scale_residual": "--init-scale-residual",
+        "metropolis": "--metropolis",
+    }
     fields = {f.name: f.type for f in dataclasses.fields(LangevinConfig)}
     assert set(SAMPLER_FLAGS) == set(fields) - {"update_latents"} == set(SAMPLER_SETTINGS)
-    for field, (flag, kind, _) in SAMPLER_FLAGS.items():
-        assert flag == {"num_steps": "--steps"}.get(field, "--" + field.replace("_", "-")), field
+    for field, (_, kind, text) in SAMPLER_FLAGS.items():
         assert fields[field] == (float | None if kind is float_or_none else kind), field
+        assert text, field
 
 
 def test_every_sampling_command_takes_the_same_sampler_flags():

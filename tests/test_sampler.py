@@ -1,5 +1,3 @@
-import dataclasses
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -125,25 +123,3 @@ def test_memory_state_is_loop_carried_not_stacked():
     ops = {node.op for f in graph.library.function for node in f.node_def} | {node.op for node in graph.node}
     assert "While" in ops or "StatelessWhile" in ops
     assert not {op for op in ops if op.startswith("TensorList")}
-
-
-@pytest.mark.parametrize(
-    ("field", "value", "match"),
-    [
-        ("num_steps", -1, "num_steps=-1"),
-        ("step_size", 0.0, "step_size=0.0"),
-        ("temperature", -1.0, "temperature=-1.0"),
-        ("max_residual_norm", 0.0, "max_residual_norm=0.0"),
-        ("tau", -0.5, "tau=-0.5"),
-    ],
-)
-def test_bad_sampler_values_are_named(field, value, match):
-    with pytest.raises(ValueError, match=match):
-        dataclasses.replace(LangevinConfig(), **{field: value})
-
-
-def test_unknown_sampler_keys_are_rejected():
-    with pytest.raises(ValueError, match="unknown keys \\['epsilon'\\]"):
-        LangevinConfig.from_dict({"epsilon": 0.1})
-    with pytest.raises(ValueError, match="latent_step_size > 0"):
-        LangevinConfig(update_latents=True, latent_step_size=0.0)

@@ -4,25 +4,28 @@ import argparse
 import dataclasses
 
 from hat_ebm_tf.argtypes import float_or_none
+from hat_ebm_tf.sampler_config import LangevinConfig
 
-# The sampler flags of `sample`, `fid`, `export` and `import-reference`:
-# LangevinConfig field → (flag, argparse type, help). Every field but
-# update_latents (fixed by the model's mode) has one, and the types are the
-# fields' (tests/test_main.py checks both against LangevinConfig). A table, not
-# built from dataclasses.fields(LangevinConfig): that would import TensorFlow
-# and Keras to build the parser, and `hat-ebm --help` answers without them.
-SAMPLER_FLAGS = {
-    "num_steps": ("--steps", int, "Langevin steps"),
-    "step_size": ("--step-size", float, "residual step size ε"),
-    "latent_step_size": ("--latent-step-size", float, "latent step size ε_z (refine/retrofit)"),
-    "temperature": ("--temperature", float, "temperature T"),
-    "noise": ("--noise", bool, "add the Langevin noise terms (--no-noise: drift only)"),
-    "max_residual_norm": ("--max-residual-norm", float_or_none, "bound on each residual drift step, or 'none'"),
-    "tau": ("--tau", float, "Gaussian residual prior strength τ"),
-    "init_scale_latent": ("--init-scale-latent", float, "initial z ~ scale·N(0, I)"),
-    "init_scale_residual": ("--init-scale-residual", float, "initial y ~ scale·N(0, I)"),
-    "metropolis": ("--metropolis", bool, "Metropolis-adjusted Langevin: accept or reject each proposal per chain"),
-}
+
+def _sampler_flags():
+    """``{LangevinConfig field: (flag, argparse type, help)}``, built from the fields and their metadata.
+
+    Every field but ``update_latents`` (fixed by the model's mode) has a flag:
+    ``--field-name`` unless the field names another (``num_steps``:
+    ``--steps``). The argparse type is the field's: ``float | None`` reads
+    ``none`` as None.
+    """
+    flags = {}
+    for field in dataclasses.fields(LangevinConfig):
+        flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+        if flag is not None:
+            kind = float_or_none if field.type == float | None else field.type
+            flags[field.name] = (flag, kind, field.metadata["help"])
+    return flags
+
+
+# The sampler flags of `sample`, `fid`, `export`, `longrun` and `import-reference`.
+SAMPLER_FLAGS = _sampler_flags()
 
 
 def add_sampler_flags(parser, default):
