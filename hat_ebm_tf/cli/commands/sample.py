@@ -23,12 +23,8 @@ def register(subparsers):
         action="store_true",
         help="print the digits quality table of the samples (beside real digits and a Gaussian baseline)",
     )
-    parser.add_argument(
-        "--max-memory-gb",
-        type=float,
-        default=4.0,
-        help="refuse a --num whose samples would take more memory (default 4)",
-    )
+    limit = "refuse a --num whose samples would take more memory (default 4)"
+    parser.add_argument("--max-memory-gb", type=float, default=4.0, help=limit)
     add_sampler_flags(parser, "the run's evaluation sampler; a .keras file's own")
     parser.set_defaults(func=run)
 
