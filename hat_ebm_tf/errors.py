@@ -38,6 +38,10 @@ class RunDirError(HatEBMError, ValueError):
     """
 
 
+class MissingDependencyError(HatEBMError, ImportError):
+    """An optional dependency a command needs is not installed; the message says how to install it."""
+
+
 class TrainingDiverged(HatEBMError, RuntimeError):
     """Training stopped on a non-finite or out-of-bounds quantity; the message names the step and quantity."""
 

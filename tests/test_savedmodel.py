@@ -165,6 +165,17 @@ def test_export_validates_before_publishing_a_version(tmp_path, capsys, models):
     assert sorted(p.name for p in (tmp_path / "serving").iterdir()) == [MODELS_CONFIG]  # no version, no temporary
 
 
+def test_export_without_the_serving_extra_names_it_before_any_work(tmp_path, capsys, models, monkeypatch):
+    # As after `pip install .` (the main command's install): tensorflow-serving-api is absent.
+    for module in [m for m in sys.modules if m.split(".")[0] == "tensorflow_serving"] + ["tensorflow_serving"]:
+        monkeypatch.setitem(sys.modules, module, None)
+    cli_fails(
+        capsys, "export", models / "tiny.keras", "--base-path", tmp_path / "serving", "--name", "tiny",
+        "--calibrate", "digits", code=1, match=r"missing dependency: .*pip install 'hat-ebm-tf\[serving\]'",
+    )  # fmt: skip
+    assert not (tmp_path / "serving").exists()
+
+
 def test_sigterm_during_an_export_cleans_up_and_exits_143(models, tmp_path):
     export = ("export", models / "tiny.keras", "--base-path", tmp_path / "serving", "--name", "tiny")
     command = [sys.executable, SIGNAL_HOOK, "before-rename", 0, "SIGTERM", "--", *export]

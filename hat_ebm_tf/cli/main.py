@@ -26,6 +26,7 @@ EXIT_CODES = (
     ("ModelFileError", 3, "model file error"),
     ("RunDirError", 4, "output error"),
     ("TrainingDiverged", 5, "training diverged"),
+    ("MissingDependencyError", 1, "missing dependency"),  # an optional extra a command needs
 )
 
 

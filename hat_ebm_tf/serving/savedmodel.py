@@ -76,12 +76,14 @@ def serving_protos(name):
     (``pip install 'hat-ebm-tf[serving]'``), imported only by an export.
 
     Raises:
-        ImportError: it is not installed, saying how to install it.
+        MissingDependencyError: it is not installed, saying how to install it.
     """
+    from hat_ebm_tf.errors import MissingDependencyError
+
     try:
         return importlib.import_module(f"tensorflow_serving.{name}")
     except ImportError as err:
-        raise ImportError(
+        raise MissingDependencyError(
             f"the export writes TF Serving's warm-up requests and models.config with tensorflow-serving-api ({err}); "
             "install the serving extra: pip install 'hat-ebm-tf[serving]' (it needs tensorflow 2.21)"
         ) from err
@@ -209,6 +211,7 @@ def export_model(model, base_path, name, version=None, serving_root=None, sample
         ``Path`` of the new version directory.
     """
     check_model_name(name)
+    serving_protos("apis.predict_pb2")  # the serving extra, before any work
     base_path = Path(base_path)
     model_dir = base_path / name
     if version is None:

@@ -46,10 +46,11 @@ def register(subparsers):
 
 def run(args):
     from hat_ebm_tf.evaluation.ood_calibration import CalibrationModule
-    from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE, check_model_name, export_model
+    from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE, check_model_name, export_model, serving_protos
     from hat_ebm_tf.serving.signatures import serving_functions
 
     check_model_name(args.name)
+    serving_protos("apis.predict_pb2")  # the serving extra, before the model loads and calibrates
     model, sampler = load_model_and_sampler(args.model, args)
     calibration = _calibration(model, args.calibrate, args.fpr) if args.calibrate else None
     path = export_model(
