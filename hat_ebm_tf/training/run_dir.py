@@ -1,4 +1,5 @@
-"""The run directory: the one owner of its file names, and of reading its model and sampler back.
+"""The run directory: the one owner of its file names, of reading its model and sampler back, and of
+checking that a directory can take a run (``check_run_dir``).
 
 A run directory is written by ``hat-ebm train`` (``hat_ebm_tf.training.train``)
 or ``hat-ebm import-reference``, and read by ``sample``, ``fid`` and
@@ -13,7 +14,8 @@ import os
 import zipfile
 from pathlib import Path
 
-from hat_ebm_tf.errors import ModelFileError
+from hat_ebm_tf.errors import ConfigError, ModelFileError, RunDirError
+from hat_ebm_tf.training.outputs import check_writable_dir
 
 
 class RunDir:
@@ -104,3 +106,64 @@ class RunDir:
         from hat_ebm_tf.training.config import evaluation_sampler
 
         return evaluation_sampler(config_file, model.sampler_config)
+
+
+# Settings that may differ when a run resumes: they change neither the model nor the data it sees.
+_RESUMABLE = {"training": ("steps", "steps_per_epoch"), "limits": None}
+# What a run directory holds besides its config: present without config.yaml, it is another command's output.
+_RUN_OUTPUTS = (RunDir.MODEL, RunDir.CHECKPOINTS, RunDir.HISTORY, RunDir.SAMPLES)
+
+
+def _differences(previous, current, prefix=""):
+    """Dotted keys whose values differ between two config dicts, skipping ``_RESUMABLE``."""
+    keys = []
+    for key in sorted(set(previous) | set(current)):
+        name = f"{prefix}{key}"
+        skip = _RESUMABLE.get(key, ()) if not prefix else ()
+        if skip is None:
+            continue
+        old, new = previous.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            keys += [k for k in _differences(old, new, f"{name}.") if k.rpartition(".")[2] not in skip]
+        elif old != new:
+            keys.append(name)
+    return keys
+
+
+def check_run_dir(run_dir, config):
+    """Refuse a run directory that cannot take this run, writing nothing.
+
+    A run directory resumes when its ``config.yaml`` equals ``config`` up to
+    ``training.steps``, ``training.steps_per_epoch`` and ``limits``; it is
+    refused when it is a file, is not writable, holds another config, an
+    unreadable ``config.yaml``, or another command's outputs (e.g. an
+    ``import-reference`` model) without a ``config.yaml``.
+
+    Raises:
+        RunDirError: naming the directory and the problem.
+    """
+    from hat_ebm_tf.training.config import load_config  # TensorFlow and the model: imported when a run starts
+
+    check_writable_dir(run_dir, "run directory")
+    saved = run_dir / RunDir.CONFIG
+    if saved.exists():
+        try:
+            previous = load_config(saved)
+        except ConfigError as err:
+            raise RunDirError(
+                f"{saved} does not hold a run's config ({err}); use a new --run-dir, or delete it if no run "
+                "was started there"
+            ) from err
+        differences = _differences(previous.to_dict(), config.to_dict())
+        if differences:
+            raise RunDirError(
+                f"{run_dir} holds a run with a different config (it differs in {', '.join(differences)}); use a new "
+                "--run-dir, or the same config (training.steps and training.steps_per_epoch may change on resume)"
+            )
+        return
+    found = [name for name in _RUN_OUTPUTS if (run_dir / name).exists()]
+    if found:
+        raise RunDirError(
+            f"{run_dir} holds {', '.join(found)} but no {RunDir.CONFIG}: the output of another command or run; use a "
+            "new --run-dir"
+        )

@@ -59,10 +59,10 @@ from hat_ebm_tf.training.callbacks import (
     load_history,
     piecewise_constant,
 )
-from hat_ebm_tf.training.config import ConfigError, load_config
+from hat_ebm_tf.training.config import ConfigError
 from hat_ebm_tf.training.outputs import check_writable_dir
 from hat_ebm_tf.training.plots import save_image_grid, save_training_curves
-from hat_ebm_tf.training.run_dir import RunDir
+from hat_ebm_tf.training.run_dir import RunDir, check_run_dir
 from hat_ebm_tf.training.tensorboard_log import drop_events_after
 
 log = logging.getLogger("hat_ebm_tf.training")
@@ -144,65 +144,6 @@ def _worker_dir(run_dir, strategy):
     cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
     chief = task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and "chief" not in cluster)
     return (run_dir, True) if chief else (RunDir(run_dir).worker(task_id).path, False)
-
-
-# Settings that may differ when a run resumes: they change neither the model nor the data it sees.
-_RESUMABLE = {"training": ("steps", "steps_per_epoch"), "limits": None}
-# What a run directory holds besides its config: present without config.yaml, it is another command's output.
-_RUN_OUTPUTS = (RunDir.MODEL, RunDir.CHECKPOINTS, RunDir.HISTORY, RunDir.SAMPLES)
-
-
-def _differences(previous, current, prefix=""):
-    """Dotted keys whose values differ between two config dicts, skipping ``_RESUMABLE``."""
-    keys = []
-    for key in sorted(set(previous) | set(current)):
-        name = f"{prefix}{key}"
-        skip = _RESUMABLE.get(key, ()) if not prefix else ()
-        if skip is None:
-            continue
-        old, new = previous.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            keys += [k for k in _differences(old, new, f"{name}.") if k.rpartition(".")[2] not in skip]
-        elif old != new:
-            keys.append(name)
-    return keys
-
-
-def check_run_dir(run_dir, config):
-    """Refuse a run directory that cannot take this run, writing nothing.
-
-    A run directory resumes when its ``config.yaml`` equals ``config`` up to
-    ``training.steps``, ``training.steps_per_epoch`` and ``limits``; it is
-    refused when it is a file, is not writable, holds another config, an
-    unreadable ``config.yaml``, or another command's outputs (e.g. an
-    ``import-reference`` model) without a ``config.yaml``.
-
-    Raises:
-        RunDirError: naming the directory and the problem.
-    """
-    check_writable_dir(run_dir, "run directory")
-    saved = run_dir / RunDir.CONFIG
-    if saved.exists():
-        try:
-            previous = load_config(saved)
-        except ConfigError as err:
-            raise RunDirError(
-                f"{saved} does not hold a run's config ({err}); use a new --run-dir, or delete it if no run "
-                "was started there"
-            ) from err
-        differences = _differences(previous.to_dict(), config.to_dict())
-        if differences:
-            raise RunDirError(
-                f"{run_dir} holds a run with a different config (it differs in {', '.join(differences)}); use a new "
-                "--run-dir, or the same config (training.steps and training.steps_per_epoch may change on resume)"
-            )
-        return
-    found = [name for name in _RUN_OUTPUTS if (run_dir / name).exists()]
-    if found:
-        raise RunDirError(
-            f"{run_dir} holds {', '.join(found)} but no {RunDir.CONFIG}: the output of another command or run; use a "
-            "new --run-dir"
-        )
 
 
 def _write_config(run_dir, config):
