@@ -29,31 +29,25 @@ per-row counter-based uniforms (``hat_ebm_tf.rng``), so a row's chain depends on
 its own seed only.
 """
 
+import functools
+
 import tensorflow as tf
 
 from hat_ebm_tf.rng import SALT_ACCEPT_LATENT, SALT_ACCEPT_RESIDUAL, SALT_NOISE_LATENT, SALT_NOISE_RESIDUAL
 
 # The same noise streams as the unadjusted sampler: one chain, adjusted or not, from one seed.
-from hat_ebm_tf.sampler import LangevinResult, chain_tensors, row_normal, row_uniform, update_constants
-
-
-def _row_sum(x):
-    """``[B, ...]`` → ``[B]`` sums over all but the first axis."""
-    return tf.reduce_sum(x, axis=tf.range(1, tf.rank(x)))
-
-
-def _mean_step(half_eps_sq, drift):
-    """``(ε²/2)·mean_b ||d_b||``: the mean length of the drift step."""
-    return half_eps_sq * tf.reduce_mean(tf.sqrt(_row_sum(tf.square(drift))))
-
-
-def _energy_and_gradient(energy_fn, images):
-    """``(H [B], ∂/∂x Σ_b H(x_b) [B, H, W, C])`` at ``x = images``, float32, unscaled by T."""
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        energy = tf.reshape(tf.cast(energy_fn(images), tf.float32), [-1])
-        total = tf.reduce_sum(energy)
-    return energy, tf.cast(tape.gradient(total, images), tf.float32)
+from hat_ebm_tf.sampler import (
+    LangevinResult,
+    chain_tensors,
+    energy_and_gradient,
+    generate_on_tape,
+    mean_drift_step,
+    residual_drift,
+    row_normal,
+    row_sum,
+    row_uniform,
+    update_constants,
+)
 
 
 def _select(accept, new, old):
@@ -74,7 +68,7 @@ def _accept(uniform, delta_energy, drift, drift_new, noise, step_size):
         step_size: ε.
     """
     a = (step_size / 2.0) * (drift + drift_new)
-    log_ratio = -delta_energy - 0.5 * _row_sum(a * (a - 2.0 * noise))
+    log_ratio = -delta_energy - 0.5 * row_sum(a * (a - 2.0 * noise))
     # A non-finite energy or drift makes the ratio NaN, and the comparison rejects it.
     return tf.math.log(uniform) < log_ratio
 
@@ -90,34 +84,22 @@ def metropolis_langevin(energy_fn, generator_fn, latents, residuals, seeds, conf
     first_step = tf.cast(first_step, tf.int64)
     temperature, half_eps_sq, half_eps_z_sq, clip = update_constants(config)
 
-    def generate(z):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(z)
-            base = tf.cast(generator_fn(z), tf.float32)
-        return tape, base
-
-    def residual_drift(gx, y):
-        """Drift of the residual: ``∂U/∂y``, clipped as in the unadjusted sampler."""
-        g = gx / temperature
-        if config.tau > 0:
-            g += 2.0 * config.tau * y
-        if clip is not None:
-            g = tf.clip_by_norm(g, clip, axes=[1, 2, 3])
-        return g
+    generate = functools.partial(generate_on_tape, generator_fn)
 
     def residual_move(step, base, y, energy, gx):
         """One residual proposal at ``(base = G(z), y)`` and its accept step."""
-        drift = residual_drift(gx, y)
+        drift = residual_drift(gx, y, temperature, config.tau, clip)
         noise = row_normal(seeds, y.shape[1:], SALT_NOISE_RESIDUAL, step)
         y_new = y - half_eps_sq * drift + config.step_size * noise
-        energy_new, gx_new = _energy_and_gradient(energy_fn, base + y_new)
+        energy_new, gx_new = energy_and_gradient(energy_fn, base + y_new)
         delta = (energy_new - energy) / temperature
         if config.tau > 0:
-            delta += config.tau * (_row_sum(tf.square(y_new)) - _row_sum(tf.square(y)))
+            delta += config.tau * (row_sum(tf.square(y_new)) - row_sum(tf.square(y)))
         uniform = row_uniform(seeds, SALT_ACCEPT_RESIDUAL, step)
-        accept = _accept(uniform, delta, drift, residual_drift(gx_new, y_new), noise, config.step_size)
+        drift_new = residual_drift(gx_new, y_new, temperature, config.tau, clip)
+        accept = _accept(uniform, delta, drift, drift_new, noise, config.step_size)
         moved = [_select(accept, new, old) for new, old in ((y_new, y), (energy_new, energy), (gx_new, gx))]
-        return (*moved, tf.cast(accept, tf.float32), _mean_step(half_eps_sq, drift))
+        return (*moved, tf.cast(accept, tf.float32), mean_drift_step(half_eps_sq, drift))
 
     def latent_move(step, z, y, energy, gx):
         """One latent proposal at ``(z, y)`` and its accept step; also returns ``G`` at the chosen ``z``."""
@@ -127,17 +109,17 @@ def metropolis_langevin(energy_fn, generator_fn, latents, residuals, seeds, conf
         noise = row_normal(seeds, z.shape[1:], SALT_NOISE_LATENT, step)
         z_new = z - half_eps_z_sq * drift + config.latent_step_size * noise
         tape, base_new = generate(z_new)
-        energy_new, gx_new = _energy_and_gradient(energy_fn, base_new + y)
+        energy_new, gx_new = energy_and_gradient(energy_fn, base_new + y)
         drift_new = tf.cast(tape.gradient(base_new, z_new, output_gradients=gx_new), tf.float32) / temperature
         delta = (energy_new - energy) / temperature
         uniform = row_uniform(seeds, SALT_ACCEPT_LATENT, step)
         accept = _accept(uniform, delta, drift, drift_new, noise, config.latent_step_size)
         pairs = ((z_new, z), (base_new, base), (energy_new, energy), (gx_new, gx))
         moved = [_select(accept, new, old) for new, old in pairs]
-        return (*moved, tf.cast(accept, tf.float32), _mean_step(half_eps_z_sq, drift))
+        return (*moved, tf.cast(accept, tf.float32), mean_drift_step(half_eps_z_sq, drift))
 
     _, base = generate(latents)
-    energy, gx = _energy_and_gradient(energy_fn, base + residuals)
+    energy, gx = energy_and_gradient(energy_fn, base + residuals)
     zero, rows = tf.constant(0.0, tf.float32), tf.zeros(tf.shape(residuals)[:1], tf.float32)
 
     def body(step, z, base, y, energy, gx, accepted_z, accepted_y, norm_z, norm_y):

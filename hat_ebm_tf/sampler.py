@@ -18,6 +18,7 @@ counter-based generator (``hat_ebm_tf.rng``) keyed on that row's seed, so a
 row's chain depends on its own seed only, whatever the batch it is drawn in.
 """
 
+import functools
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -111,12 +112,26 @@ def initial_state(seeds, latent_shape, image_shape, config):
     return latents, residuals
 
 
-def _per_sample_norm(g):
-    return tf.sqrt(tf.reduce_sum(tf.square(g), axis=tf.range(1, tf.rank(g))))
+def row_sum(x):
+    """``[B, ...]`` → ``[B]``: the sum over all but the first axis."""
+    return tf.reduce_sum(x, axis=tf.range(1, tf.rank(x)))
 
 
-def _image_gradient(energy_fn, images):
-    """``∂/∂x Σ_b H(x_b)`` at ``x = images``, as float32.
+def mean_drift_step(half_eps_sq, g):
+    """``(ε²/2)·mean_b ||g_b||``: the mean length of the drift step of gradients ``g`` ``[B, ...]`` (a scalar)."""
+    return half_eps_sq * tf.reduce_mean(tf.sqrt(row_sum(tf.square(g))))
+
+
+def generate_on_tape(generator_fn, z):
+    """``(tape, G(z))``, the tape holding G's forward pass for a later latent gradient; ``G(z)`` as float32."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(z)
+        base = tf.cast(generator_fn(z), tf.float32)
+    return tape, base
+
+
+def energy_and_gradient(energy_fn, images):
+    """``(H(x) [B], ∂/∂x Σ_b H(x_b) [B, H, W, C])`` at ``x = images``, both float32.
 
     The gradient is of the unscaled energy; callers divide by T in float32
     afterwards: with the reference's T = 1e-8, scaling inside a float16
@@ -124,8 +139,9 @@ def _image_gradient(energy_fn, images):
     """
     with tf.GradientTape() as tape:
         tape.watch(images)
-        energy = tf.reduce_sum(tf.cast(energy_fn(images), tf.float32))
-    return tf.cast(tape.gradient(energy, images), tf.float32)
+        energy = tf.reshape(tf.cast(energy_fn(images), tf.float32), [-1])
+        total = tf.reduce_sum(energy)
+    return energy, tf.cast(tape.gradient(total, images), tf.float32)
 
 
 def chain_tensors(latents, residuals, seeds):
@@ -146,6 +162,27 @@ def update_constants(config):
     half_eps_sq = config.step_size**2 / 2.0
     clip = None if config.max_residual_norm is None else config.max_residual_norm / half_eps_sq
     return tf.constant(config.temperature, tf.float32), half_eps_sq, config.latent_step_size**2 / 2.0, clip
+
+
+def residual_drift(gx, y, temperature, tau, clip):
+    """The residual's drift ``∂/∂y [ΣH(x)/T + τ·Σy²]``, each row clipped to norm ``clip``.
+
+    Args:
+        gx: ``[B, H, W, C]`` float32 ``∂ΣH/∂x`` of the unscaled energy at ``x = G(z) + y``.
+        y: ``[B, H, W, C]`` float32 residuals.
+        temperature: T > 0.
+        tau: τ ≥ 0, the Gaussian residual prior's strength.
+        clip: per-row norm bound (``update_constants``), or None.
+
+    Returns:
+        ``[B, H, W, C]`` float32.
+    """
+    g = gx / temperature
+    if tau > 0:
+        g += 2.0 * tau * y  # ∂/∂y τ·Σy², the Gaussian residual prior
+    if clip is not None:
+        g = tf.clip_by_norm(g, clip, axes=[1, 2, 3])
+    return g
 
 
 def langevin(energy_fn, generator_fn, latents, residuals, seeds, config, first_step=0):
@@ -178,34 +215,25 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config, first_s
     temperature, half_eps_sq, half_eps_z_sq, clip = update_constants(config)
     num_steps = config.num_steps
 
-    def generate(z):
-        """``(tape, G(z))``, the tape holding G's forward pass for a later latent gradient."""
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(z)
-            base = tf.cast(generator_fn(z), tf.float32)
-        return tape, base
+    generate = functools.partial(generate_on_tape, generator_fn)
 
     def latent_step(step, tape, z, base, y):
         """Latent step ``step`` at ``(z, y)``, given ``base = G(z)`` recorded on ``tape``."""
         # ∂/∂z ΣH(G(z) + y) = J_G(z)ᵀ ∂ΣH/∂x: the backward pass through G
         # reuses the forward pass on the tape instead of running G again.
-        g = tape.gradient(base, z, output_gradients=_image_gradient(energy_fn, base + y))
+        g = tape.gradient(base, z, output_gradients=energy_and_gradient(energy_fn, base + y)[1])
         g = tf.cast(g, tf.float32) / temperature
         z = z - half_eps_z_sq * g
         if config.noise:
             z = z + config.latent_step_size * row_normal(seeds, z.shape[1:], SALT_NOISE_LATENT, step)
-        return z, half_eps_z_sq * tf.reduce_mean(_per_sample_norm(g))
+        return z, mean_drift_step(half_eps_z_sq, g)
 
     def residual_step(step, base, y):
-        g = _image_gradient(energy_fn, base + y) / temperature
-        if config.tau > 0:
-            g += 2.0 * config.tau * y  # ∂/∂y τ·Σy², the Gaussian residual prior
-        if clip is not None:
-            g = tf.clip_by_norm(g, clip, axes=[1, 2, 3])
+        g = residual_drift(energy_and_gradient(energy_fn, base + y)[1], y, temperature, config.tau, clip)
         y = y - half_eps_sq * g
         if config.noise:
             y = y + config.step_size * row_normal(seeds, y.shape[1:], SALT_NOISE_RESIDUAL, step)
-        return y, half_eps_sq * tf.reduce_mean(_per_sample_norm(g))
+        return y, mean_drift_step(half_eps_sq, g)
 
     def loop(body, state, iterations):
         return tf.while_loop(
