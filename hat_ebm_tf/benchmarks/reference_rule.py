@@ -25,7 +25,7 @@ from keras import ops
 from hat_ebm_tf.benchmarks.common import SEED, build_networks, chain_function, joint_config, synthesis_config
 from hat_ebm_tf.networks import BOTTOM_WIDTH, Generator
 from hat_ebm_tf.rng import SALT_NOISE_LATENT, SALT_NOISE_RESIDUAL
-from hat_ebm_tf.sampler import LangevinResult, initial_state, row_normal, row_seeds
+from hat_ebm_tf.sampler import LangevinResult, initial_state, mean_drift_step, row_normal, row_seeds, update_constants
 
 # Speedup goals of issue #16 (ours over the reference rule).
 GOALS = {"synthesis": 3.0, "joint": 2.0}
@@ -95,15 +95,10 @@ def reference_langevin(hat, generator, latents, residuals, seeds, config):
     forward passes, then a residual step that recomputes ``G(z)`` at the
     updated ``z``. Arguments and result as ``hat_ebm_tf.sampler.langevin``.
     """
-    temperature = tf.constant(config.temperature, tf.float32)
-    half_eps_sq, half_eps_z_sq = config.step_size**2 / 2.0, config.latent_step_size**2 / 2.0
-    clip = None if config.max_residual_norm is None else config.max_residual_norm / half_eps_sq
+    temperature, half_eps_sq, half_eps_z_sq, clip = update_constants(config)
 
     def energy(z, y):
         return tf.reduce_sum(reference_hat(hat, reference_generator(generator, z) + y)) / temperature
-
-    def norm(g):
-        return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(g), axis=tf.range(1, tf.rank(g)))))
 
     def body(step, z, y, norm_z, norm_y):
         if config.update_latents:
@@ -114,7 +109,7 @@ def reference_langevin(hat, generator, latents, residuals, seeds, config):
             z = z - half_eps_z_sq * g
             if config.noise:
                 z = z + config.latent_step_size * row_normal(seeds, z.shape[1:], SALT_NOISE_LATENT, step)
-            norm_z += half_eps_z_sq * norm(g)
+            norm_z += mean_drift_step(half_eps_z_sq, g)
         with tf.GradientTape() as tape:
             tape.watch(y)
             total = energy(z, y) + config.tau * tf.reduce_sum(tf.square(y))
@@ -124,7 +119,7 @@ def reference_langevin(hat, generator, latents, residuals, seeds, config):
         y = y - half_eps_sq * g
         if config.noise:
             y = y + config.step_size * row_normal(seeds, y.shape[1:], SALT_NOISE_RESIDUAL, step)
-        return step + 1, z, y, norm_z, norm_y + half_eps_sq * norm(g)
+        return step + 1, z, y, norm_z, norm_y + mean_drift_step(half_eps_sq, g)
 
     zero = tf.constant(0.0, tf.float32)
     state = (tf.constant(0, tf.int32), tf.convert_to_tensor(latents), tf.convert_to_tensor(residuals), zero, zero)
