@@ -16,11 +16,12 @@ is the chain of one ``num_steps = steps`` call and memory does not grow with
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from hat_ebm_tf.data import model_range_to_uint8
+from hat_ebm_tf.data import model_range_to_uint8, read_source
 from hat_ebm_tf.sampler import initial_state, langevin, row_seeds
 
 # Quantiles of the bands drawn for the chains' and the data's energies.
@@ -163,9 +164,6 @@ def run_data_images(path, num):
         ``[n, H, W, C]`` float32 in [-1, 1], n <= ``num``; None for a ``.keras``
         file, a run without a config (an imported one), or ``num`` 0.
     """
-    from pathlib import Path
-
-    from hat_ebm_tf.data import read_source
     from hat_ebm_tf.training.config import load_config
     from hat_ebm_tf.training.run_dir import RunDir
 
