@@ -34,7 +34,6 @@ import tensorflow as tf
 
 from hat_ebm_tf.data import read_source
 
-# Also the name of the JSON file in a SavedModel's assets.extra/.
 DEFAULT_FPR = 0.05
 P_VALUE_FORMULA = "(1 + #{calibration scores >= score}) / (n + 1)"
 
