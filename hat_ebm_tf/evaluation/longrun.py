@@ -147,7 +147,7 @@ def long_run(
 
 
 def data_energies(model, images, batch_size=250):
-    """``H`` of real images ``[N, H, W, C]`` in [-1, 1], as float64 ``[N]``."""
+    """``H`` of images ``[N, H, W, C]`` in [-1, 1], ``batch_size`` per ``model.energy`` call, as float64 ``[N]``."""
     return np.concatenate(
         [model.energy(images[i : i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
     ).astype(np.float64)

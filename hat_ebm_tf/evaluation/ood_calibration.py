@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from hat_ebm_tf.data import read_source
+from hat_ebm_tf.evaluation.longrun import data_energies
 
 DEFAULT_FPR = 0.05
 P_VALUE_FORMULA = "(1 + #{calibration scores >= score}) / (n + 1)"
@@ -151,8 +152,8 @@ def calibrate_model(model, source, fpr=DEFAULT_FPR, batch_size=256, data=None):
         ``OODCalibration``.
     """
     images = read_source(source, batch_size=batch_size)
-    starts = range(0, len(images), batch_size)
-    scores = np.concatenate([model.energy(images[i : i + batch_size]).numpy() for i in starts])
+    # float64 copies of the float32 energies; ``calibrate`` casts them back exactly.
+    scores = data_energies(model, images, batch_size)
     return calibrate(scores, fpr, images_sha256(images), data or repr(source))
 
 
