@@ -19,7 +19,7 @@ The report of scored sets is ``hat_ebm_tf.evaluation.ood``'s.
 import numpy as np
 import tensorflow as tf
 
-from hat_ebm_tf.data import DataSource, read_source
+from hat_ebm_tf.data import DataSource, read_source, uint8_to_model_range
 
 SUITE_SEED = 0
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -79,13 +79,17 @@ def photo_patches(count, size, seed=SUITE_SEED):
     Crops have a random side from 16 to 128 pixels and a random position, on
     ``china.jpg`` and ``flower.jpg`` alternately.
 
+    Args:
+        count: number of patches.
+        size: output height and width.
+        seed: seed of the crops' sides and positions.
+
     Returns:
         ``[count, size, size, 1]`` float32 in [-1, 1].
     """
     from sklearn.datasets import load_sample_images
 
-    grey = [tf.image.rgb_to_grayscale(photo).numpy() for photo in load_sample_images().images]
-    photos = [photo.astype(np.float32) / 127.5 - 1.0 for photo in grey]
+    photos = [uint8_to_model_range(tf.image.rgb_to_grayscale(photo)).numpy() for photo in load_sample_images().images]
     rng = np.random.default_rng(seed)
     patches = []
     for i in range(count):
