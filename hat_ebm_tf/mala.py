@@ -41,6 +41,7 @@ from hat_ebm_tf.sampler import (
     chain_tensors,
     energy_and_gradient,
     generate_on_tape,
+    latent_drift,
     mean_drift_step,
     residual_drift,
     row_normal,
@@ -104,13 +105,12 @@ def metropolis_langevin(energy_fn, generator_fn, latents, residuals, seeds, conf
     def latent_move(step, z, y, energy, gx):
         """One latent proposal at ``(z, y)`` and its accept step; also returns ``G`` at the chosen ``z``."""
         tape, base = generate(z)
-        # ∂U/∂z = J_G(z)ᵀ ∂ΣH/∂x / T, from the carried image gradient.
-        drift = tf.cast(tape.gradient(base, z, output_gradients=gx), tf.float32) / temperature
+        drift = latent_drift(tape, base, z, gx, temperature)  # ∂U/∂z from the carried image gradient
         noise = row_normal(seeds, z.shape[1:], SALT_NOISE_LATENT, step)
         z_new = z - half_eps_z_sq * drift + config.latent_step_size * noise
         tape, base_new = generate(z_new)
         energy_new, gx_new = energy_and_gradient(energy_fn, base_new + y)
-        drift_new = tf.cast(tape.gradient(base_new, z_new, output_gradients=gx_new), tf.float32) / temperature
+        drift_new = latent_drift(tape, base_new, z_new, gx_new, temperature)
         delta = (energy_new - energy) / temperature
         uniform = row_uniform(seeds, SALT_ACCEPT_LATENT, step)
         accept = _accept(uniform, delta, drift, drift_new, noise, config.latent_step_size)

@@ -164,6 +164,22 @@ def update_constants(config):
     return tf.constant(config.temperature, tf.float32), half_eps_sq, config.latent_step_size**2 / 2.0, clip
 
 
+def latent_drift(tape, base, z, gx, temperature):
+    """The latent's drift ``∂/∂z ΣH(G(z) + y) / T = J_G(z)ᵀ ∂ΣH/∂x / T``, as float32 ``[B, *latent_shape]``.
+
+    The backward pass through G reuses the forward pass on ``tape``
+    (``generate_on_tape``) instead of running G again.
+
+    Args:
+        tape: the tape that recorded ``base = G(z)``.
+        base: ``[B, H, W, C]`` float32 ``G(z)``.
+        z: ``[B, *latent_shape]`` float32 latents.
+        gx: ``[B, H, W, C]`` float32 ``∂ΣH/∂x`` of the unscaled energy at ``x = G(z) + y``.
+        temperature: T > 0.
+    """
+    return tf.cast(tape.gradient(base, z, output_gradients=gx), tf.float32) / temperature
+
+
 def residual_drift(gx, y, temperature, tau, clip):
     """The residual's drift ``∂/∂y [ΣH(x)/T + τ·Σy²]``, each row clipped to norm ``clip``.
 
@@ -219,10 +235,7 @@ def langevin(energy_fn, generator_fn, latents, residuals, seeds, config, first_s
 
     def latent_step(step, tape, z, base, y):
         """Latent step ``step`` at ``(z, y)``, given ``base = G(z)`` recorded on ``tape``."""
-        # ∂/∂z ΣH(G(z) + y) = J_G(z)ᵀ ∂ΣH/∂x: the backward pass through G
-        # reuses the forward pass on the tape instead of running G again.
-        g = tape.gradient(base, z, output_gradients=energy_and_gradient(energy_fn, base + y)[1])
-        g = tf.cast(g, tf.float32) / temperature
+        g = latent_drift(tape, base, z, energy_and_gradient(energy_fn, base + y)[1], temperature)
         z = z - half_eps_z_sq * g
         if config.noise:
             z = z + config.latent_step_size * row_normal(seeds, z.shape[1:], SALT_NOISE_LATENT, step)
