@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hat_ebm_tf.errors import ConfigError, DataError
+
 HISTOGRAM_FILE = "ood_histograms.png"
 ROC_FILE = "ood_roc.png"
 REPORT_FILE = "ood_report.json"
@@ -29,7 +31,6 @@ def load_images(path):
         DataError: missing or unreadable file, unknown format, or images of the wrong rank, dtype or range.
     """
     from hat_ebm_tf.data import read_array_file
-    from hat_ebm_tf.errors import DataError
     from hat_ebm_tf.validation import check_image_array
 
     if Path(path).suffix not in (".npz", ".npy"):
@@ -53,8 +54,6 @@ def read_data(spec, image_shape, limit=None):
 
 def check_sets(in_data, out_data, suite):
     """Raise ``ConfigError`` unless the sets name an in-distribution set and an OOD set (or a known suite)."""
-    from hat_ebm_tf.errors import ConfigError
-
     if suite not in (None, *SUITES):
         raise ConfigError(f"OOD suite {suite!r}: expected one of {list(SUITES)}")
     if not suite and not (in_data and out_data):
@@ -82,7 +81,6 @@ def evaluate(scorer, in_data=None, out_data=(), suite=None, limit=None):
         ConfigError: no in-distribution or no OOD set, or the digits suite for a colour model.
         DataError: unreadable data; ValueError: images the model does not take.
     """
-    from hat_ebm_tf.errors import ConfigError
     from hat_ebm_tf.evaluation import ood_suite
 
     check_sets(in_data, out_data, suite)
