@@ -212,12 +212,12 @@ def build_serving_module(model, sampler=None, calibration=None):
         ``(module, signatures)``: signatures maps each name (and
         ``serving_default``) to a concrete function.
     """
-    module = tf.Module()
+    module, detector = tf.Module(), None
     if calibration is not None:
-        module.ood_calibration = CalibrationModule(calibration)
+        module.ood_calibration = detector = CalibrationModule(calibration)
     signatures = {}
     captured = {}
-    for name, function in serving_functions(model, sampler, getattr(module, "ood_calibration", None)).items():
+    for name, function in serving_functions(model, sampler, detector).items():
         setattr(module, name, function)
         signatures[name] = function.get_concrete_function()
         captured.update({id(v): v for v in signatures[name].variables})
