@@ -139,6 +139,10 @@ def check_run_dir(run_dir, config):
     unreadable ``config.yaml``, or another command's outputs (e.g. an
     ``import-reference`` model) without a ``config.yaml``.
 
+    Args:
+        run_dir: ``Path`` of the run directory (it need not exist yet).
+        config: the ``ExperimentConfig`` to run there.
+
     Raises:
         RunDirError: naming the directory and the problem.
     """
