@@ -13,9 +13,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from hat_ebm_tf.benchmarks.flags import SECTIONS, add_arguments, section_list
-from hat_ebm_tf.benchmarks.reference_rule import reference_generator, reference_hat, reference_langevin
+from hat_ebm_tf.benchmarks.flops import count_flops, input_gradient
+from hat_ebm_tf.benchmarks.reference_rule import (
+    reference_generator,
+    reference_hat,
+    reference_langevin,
+    reference_step_function,
+)
 from hat_ebm_tf.networks import GENERATOR_TABLE, Generator, HatNetwork, RetrofitDecoder
 from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_seeds
 
@@ -238,8 +245,24 @@ def test_reference_section_times_both_samplers(tiny_run):
         figures = document["results"]["reference"][form]
         assert [len(figures[name]["times"]) for name in ("ours", "ours_unfolded_generator", "reference")] == [2] * 3
         assert positive(figures["fold_speedup"])
+        # The reference rule does all our arithmetic and more: it re-runs G (and, joint, G and H once more).
+        assert figures["flop_ratio"] > 1 and f"{form}: FLOP ratio" in table
         assert positive(figures["speedup"]) and figures["goal"] == {"synthesis": 3.0, "joint": 2.0}[form]
         assert document["targets"][f"{form}_speedup_over_reference"]["status"] in ("PASS", "MISS")
         assert f"{form}: speedup" in table
     flags = document["machine"]["cpu_flags"]
     assert f"vector flags found: {', '.join(flags) or 'none of the listed ones'}" in table
+
+
+def test_reference_step_flops_add_one_generator_pass_to_the_hat_gradient():
+    # The reference's residual step recomputes G(z): its FLOPs are exactly those of the hat's input
+    # gradient at a given G(z), plus one forward pass of G, each counted on its own.
+    settings = SimpleNamespace(batch=2, image_shape=(16, 16, 3), latent_dim=8)
+    hat, gen = HatNetwork(16, 8, 3), Generator(16, 8, 3, latent_dim=8)
+    image, latent = tf.TensorSpec((2, 16, 16, 3)), tf.TensorSpec((2, 8))
+    hat_gradient = tf.function(lambda base, y: input_gradient(lambda v: reference_hat(hat, base + v), y))
+    generator_pass = tf.function(lambda z: reference_generator(gen, z))
+    step = count_flops(reference_step_function(hat, gen, settings, joint=False))
+    parts = count_flops(hat_gradient.get_concrete_function(image, image))
+    parts += count_flops(generator_pass.get_concrete_function(latent))
+    assert step == parts

@@ -23,6 +23,7 @@ import tensorflow as tf
 from keras import ops
 
 from hat_ebm_tf.benchmarks.common import SEED, build_networks, chain_function, joint_config, synthesis_config
+from hat_ebm_tf.benchmarks.flops import count_flops, input_gradient, step_function
 from hat_ebm_tf.networks import BOTTOM_WIDTH, Generator
 from hat_ebm_tf.rng import SALT_NOISE_LATENT, SALT_NOISE_RESIDUAL
 from hat_ebm_tf.sampler import LangevinResult, initial_state, mean_drift_step, row_normal, row_seeds, update_constants
@@ -138,6 +139,39 @@ def reference_function(hat, generator, settings, config):
     return tf.function(lambda: reference_langevin(hat, generator, latents, residuals, seeds, config).images)
 
 
+def reference_step_function(hat, generator, settings, joint):
+    """The concrete function of one step of the reference rule's network work, for FLOP counting.
+
+    The counterpart of ``hat_ebm_tf.benchmarks.flops.step_function``: the
+    residual gradient recomputes ``G(z)`` (in synthesis too), and in the joint
+    form the latent gradient runs its own ``G`` and ``H`` forward passes.
+    Networks are laid out as ``reference_generator`` and ``reference_hat``.
+    """
+    image = tf.TensorSpec((settings.batch, *settings.image_shape), tf.float32)
+    latent = tf.TensorSpec((settings.batch, settings.latent_dim), tf.float32)
+
+    def residual_step(z, y):
+        base = reference_generator(generator, z)
+        return input_gradient(lambda v: reference_hat(hat, base + v), y)
+
+    def joint_step(z, y):
+        return input_gradient(lambda v: reference_hat(hat, reference_generator(generator, v) + y), z), residual_step(
+            z, y
+        )
+
+    return tf.function(joint_step if joint else residual_step, autograph=False).get_concrete_function(latent, image)
+
+
+def flop_ratio(hat, generator, settings, joint):
+    """FLOPs of one step of the reference rule over ours: the speedup if both ran at the same GFLOP/s.
+
+    Our sampler's speedup beyond this ratio can only come from running its
+    operations faster (kernels, precision), not from doing less arithmetic.
+    """
+    reference = count_flops(reference_step_function(hat, generator, settings, joint))
+    return reference / count_flops(step_function(hat, generator, settings, joint))
+
+
 def alternated_times(functions, repeats, warmup):
     """Time each of ``functions`` (name → blocking call) ``repeats`` times, alternating their order.
 
@@ -171,7 +205,8 @@ def reference_comparison(settings):
         ``ours_unfolded_generator`` and ``reference`` (``median_s``,
         ``times``, ``steps_per_s``); ``speedup`` (reference median / ours),
         ``pair_speedups`` (per alternated repeat), ``fold_speedup`` (unfolded
-        generator median / ours) and ``goal``.
+        generator median / ours), ``flop_ratio`` (``flop_ratio``: the
+        speedup at equal GFLOP/s) and ``goal``.
     """
     hat, generator = build_networks(settings)
     results = {}
@@ -200,6 +235,7 @@ def reference_comparison(settings):
             "speedup": figures["reference"]["median_s"] / figures["ours"]["median_s"],
             "pair_speedups": pairs,
             "fold_speedup": figures["ours_unfolded_generator"]["median_s"] / figures["ours"]["median_s"],
+            "flop_ratio": flop_ratio(hat, generator, settings, form == "joint"),
             "goal": GOALS[form],
         }
     return results

@@ -114,6 +114,12 @@ def reference_rows(result):
             ),
             Row(f"{form}: reference rule", figures["reference"]["steps_per_s"], "steps/s"),
             Row(
+                f"{form}: FLOP ratio",
+                figures["flop_ratio"],
+                "×",
+                "the reference rule's FLOPs per step over ours: the speedup at equal GFLOP/s",
+            ),
+            Row(
                 f"{form}: speedup",
                 figures["speedup"],
                 "×",
