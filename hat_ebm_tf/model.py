@@ -373,7 +373,7 @@ class HatEBM(keras.Model):
     # smaller batch or a new batch size must not trace the whole sampler again.
     @functools.cache  # noqa: B019
     def _sample_function(self, config):
-        @tf.function(input_signature=[_SEEDS])
+        @tf.function(input_signature=[_SEEDS], autograph=False)
         def run(seeds):
             latents, residuals = initial_state(seeds, self.latent_shape, self.image_shape, config)
             return self._chains(latents, residuals, seeds, config)
@@ -382,13 +382,17 @@ class HatEBM(keras.Model):
 
     @functools.cache  # noqa: B019
     def _refine_function(self, config):
-        @tf.function(input_signature=[tf.TensorSpec([None, *self.latent_shape], tf.float32), _SEEDS])
+        @tf.function(input_signature=[tf.TensorSpec([None, *self.latent_shape], tf.float32), _SEEDS], autograph=False)
         def run(latents, seeds):
             _, residuals = initial_state(seeds, self.latent_shape, self.image_shape, config)
             return self._chains(latents, residuals, seeds, config)
 
         return run
 
+    # No AutoGraph for the step, the samplers or anything they call: they have no
+    # tensor-dependent Python control flow (the Langevin loop is a tf.while_loop),
+    # and converting their source costs seconds at every trace of a fresh process.
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         """One training step of paper Alg. 1: sample, energy update, generator update, bank update, trackers."""
         data = self._checked_batch(data)
