@@ -14,7 +14,8 @@ REQUIREMENTS = [
 EXTRAS = {
     # Test tools: `pip install '.[test,serving]'` then `pytest` (the README's test command, and CI's).
     # setuptools and wheel: tests/test_layout.py builds the wheel as `pip install .` does.
-    "test": ["pytest>=7.4", "setuptools>=61", "wheel"],
+    # pytest-xdist: the suite runs on two worker processes (pyproject.toml's addopts).
+    "test": ["pytest>=7.4", "pytest-xdist>=3.5", "setuptools>=61", "wheel"],
     # TF Serving protos for the export's warm-up requests and models.config; they need TensorFlow 2.21.
     "serving": ["tensorflow-serving-api>=2.21,<2.22"],
 }

@@ -53,6 +53,7 @@ class Autoencoder(keras.Model):
         images = check_images(images, self.image_shape, "Autoencoder")
         return self.decoder(self.encoder(images), training=training)
 
+    @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow (as HatEBM.train_step)
     def train_step(self, data):
         if isinstance(data, (tuple, list, dict)):
             raise ValueError(

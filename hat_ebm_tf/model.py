@@ -27,12 +27,20 @@ from hat_ebm_tf.validation import check_images
 MODES = ("synthesis", "refine", "retrofit")
 
 
+# The samplers' row seeds: ``[B, 2]`` int64 for any batch size ``B``.
+_SEEDS = tf.TensorSpec([None, 2], tf.int64)
+
+
 def _checked_seeds(seeds, method):
-    """``seeds`` as a tensor, after checking that it is integer ``[B, 2]`` (a ValueError naming ``method``)."""
+    """``seeds`` as an int64 tensor, after checking that it is integer ``[B, 2]`` (a ValueError naming ``method``).
+
+    int64 is what the noise streams key on (``hat_ebm_tf.rng.row_keys``), so
+    the cast changes no draw; it gives the samplers one input signature.
+    """
     seeds = tf.convert_to_tensor(seeds)
     if seeds.shape.rank != 2 or seeds.shape[1] != 2 or not seeds.dtype.is_integer:
         raise ValueError(f"HatEBM.{method}: seeds must be integer [B, 2], got {seeds.dtype.name} {seeds.shape}")
-    return seeds
+    return tf.cast(seeds, tf.int64)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -361,9 +369,11 @@ class HatEBM(keras.Model):
     def _chains(self, latents, residuals, seeds, config):
         return self._langevin(lambda x: self.hat(x), self.generate, latents, residuals, seeds, config)
 
-    @functools.cache  # noqa: B019 - one traced function per (model, config)
+    # One traced function per (model, config), for any batch size: a run's last,
+    # smaller batch or a new batch size must not trace the whole sampler again.
+    @functools.cache  # noqa: B019
     def _sample_function(self, config):
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[_SEEDS], autograph=False)
         def run(seeds):
             latents, residuals = initial_state(seeds, self.latent_shape, self.image_shape, config)
             return self._chains(latents, residuals, seeds, config)
@@ -372,13 +382,17 @@ class HatEBM(keras.Model):
 
     @functools.cache  # noqa: B019
     def _refine_function(self, config):
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[tf.TensorSpec([None, *self.latent_shape], tf.float32), _SEEDS], autograph=False)
         def run(latents, seeds):
             _, residuals = initial_state(seeds, self.latent_shape, self.image_shape, config)
             return self._chains(latents, residuals, seeds, config)
 
         return run
 
+    # No AutoGraph for the step, the samplers or anything they call: they have no
+    # tensor-dependent Python control flow (the Langevin loop is a tf.while_loop),
+    # and converting their source costs seconds at every trace of a fresh process.
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         """One training step of paper Alg. 1: sample, energy update, generator update, bank update, trackers."""
         data = self._checked_batch(data)

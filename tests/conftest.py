@@ -1,5 +1,6 @@
 """Shared fixtures: tiny networks and models so that the suite stays fast."""
 
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -37,11 +38,19 @@ def rng():
 
 @pytest.fixture(scope="session", autouse=True)
 def quality_cache(tmp_path_factory):
-    """The session's digits classifier cache (``HAT_EBM_CACHE``): tests and their commands never write ~/.cache."""
+    """The test run's digits classifier cache (``HAT_EBM_CACHE``): tests and their commands never write ~/.cache.
+
+    Under pytest-xdist every worker is a session of its own; they share one
+    cache in the run's base directory, so the classifier is trained once per
+    run (``quality_classifier`` holds a lock while it trains).
+    """
     from hat_ebm_tf.evaluation.digits_quality import CACHE_ENV
 
+    base = tmp_path_factory.getbasetemp()
+    cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "hat_ebm_cache"
+    cache.mkdir(exist_ok=True)
     previous = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("hat_ebm_cache"))
+    os.environ[CACHE_ENV] = str(cache)
     yield os.environ[CACHE_ENV]
     if previous is None:
         del os.environ[CACHE_ENV]
@@ -51,10 +60,16 @@ def quality_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def quality_classifier(quality_cache):
-    """The digits quality classifier, trained once per session into its cache (commands run by tests read it)."""
+    """The digits quality classifier, trained once per run into its cache (commands run by tests read it).
+
+    The first worker to get the cache's lock trains and writes the classifier;
+    the others wait on the lock (not on a timer), then read it.
+    """
     from hat_ebm_tf.evaluation.digits_quality import digits_classifier
 
-    return digits_classifier()
+    with open(Path(quality_cache) / "classifier.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return digits_classifier()
 
 
 @pytest.fixture(scope="session")

@@ -104,7 +104,7 @@ def long_run(
         if length not in pieces:
             piece_config = dataclasses.replace(config, num_steps=length)
 
-            @tf.function(reduce_retracing=True)
+            @tf.function(reduce_retracing=True, autograph=False)  # as HatEBM's samplers
             def run(z, y, first_step):
                 result = langevin(model.hat, model.generate, z, y, seeds, piece_config, first_step)
                 return result, model.energy(result.images)
