@@ -1,5 +1,6 @@
 """Helpers shared by the tests: tiny models and configs, the reference fixtures, `hat-ebm`, subprocesses, exports."""
 
+import json
 import os
 import re
 import subprocess
@@ -13,12 +14,17 @@ import yaml
 
 from hat_ebm_tf.autoencoder import Autoencoder
 from hat_ebm_tf.cli.main import main
-from hat_ebm_tf.data import model_range_to_uint8
+from hat_ebm_tf.data import load_digits, model_range_to_uint8
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.sampler import LangevinConfig
 from hat_ebm_tf.training.config import CONFIG_DIR
 
+REPO = Path(__file__).resolve().parents[1]
+# The stand-alone scoring client that a deployment copies next to its serving stack.
+STANDALONE_CLIENT = REPO / "export" / "hat_ebm_scoring.py"
+# The out-of-distribution sets of `digits_suite`, in order.
+SUITE_SETS = ["rotated", "inverted", "uniform noise", "constant", "photo patches", "letters"]
 # The reference implementation's checkpoints and outputs: shipped with the tests (3.5 MB; see
 # fixtures/reference/README.md), so that parity is checked on every clone.
 FIXTURES = Path(os.environ.get("HAT_EBM_REFERENCE_FIXTURES", Path(__file__).resolve().parent / "fixtures/reference"))
@@ -81,6 +87,26 @@ def tiny_digits_config(**training):
     return values
 
 
+def array_config(root, **training):
+    """``tiny_digits_config`` reading 64 digits from ``root/digits.npz``: no digits quality figures, so quicker."""
+    np.savez(root / "digits.npz", images=model_range_to_uint8(load_digits(16)[:64]))
+    values = tiny_digits_config(**training)
+    values["data"] = {"source": str(root / "digits.npz"), "image_size": 16, "channels": 1}
+    return values
+
+
+def history_steps(run):
+    """The steps of a run directory's ``history.json``."""
+    return json.loads((run / "history.json").read_text())["step"]
+
+
+def latest_checkpoint(run):
+    """The name of a run directory's latest checkpoint, e.g. ``ckpt-4``."""
+    import tensorflow as tf
+
+    return os.path.basename(tf.train.latest_checkpoint(run / "checkpoints"))
+
+
 HAT_EBM = Path(sys.executable).parent / "hat-ebm"
 # Runs `hat-ebm` with a signal sent at a chosen moment (tests/signal_hook.py says how).
 SIGNAL_HOOK = Path(__file__).parent / "signal_hook.py"
@@ -107,6 +133,13 @@ def hat_ebm(*args, cwd):
     return subprocess.run(
         [str(HAT_EBM), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+def train_in_subprocess(root, run_dir, *flags, hook=()):
+    """``hat-ebm train`` of ``root/c.yaml`` in a fresh process; with ``hook``, through tests/signal_hook.py."""
+    command = [sys.executable, str(SIGNAL_HOOK), *map(str, hook), "--"] if hook else [str(HAT_EBM)]
+    args = ["train", "--config", "c.yaml", "--run-dir", run_dir, *map(str, flags)]
+    return subprocess.run([*command, *args], cwd=root, env=_env(), capture_output=True, text=True, timeout=900)
 
 
 def cli_fails(capsys, *argv, code, match):

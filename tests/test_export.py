@@ -8,7 +8,6 @@ import dataclasses
 import json
 import shutil
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import keras
@@ -21,10 +20,16 @@ from hat_ebm_tf.data import model_range_to_uint8
 from hat_ebm_tf.sampler import LangevinConfig
 from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE
 from hat_ebm_tf.serving.scoring import ood_metrics
-from tests.helpers import HAT_EBM, call_signature, finish_process, hat_ebm, start_process, tiny_images
+from tests.helpers import (
+    HAT_EBM,
+    STANDALONE_CLIENT,
+    call_signature,
+    finish_process,
+    hat_ebm,
+    start_process,
+    tiny_images,
+)
 
-# The stand-alone scoring client that a deployment copies next to its serving stack.
-STANDALONE_CLIENT = Path(__file__).resolve().parents[1] / "export" / "hat_ebm_scoring.py"
 # Runs in a fresh interpreter, beside a copy of the stand-alone client, where
 # hat_ebm_tf cannot be imported: TensorFlow, NumPy and the client only.
 FRESH_PROCESS = """

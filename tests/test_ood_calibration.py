@@ -18,9 +18,7 @@ from hat_ebm_tf.data import DataSource, model_range_to_uint8, read_source
 from hat_ebm_tf.evaluation.ood_calibration import CalibrationModule, calibrate, conformal_rank, images_sha256
 from hat_ebm_tf.serving.savedmodel import export_model
 from hat_ebm_tf.serving.scoring import load_scorer
-from tests.helpers import HAT_EBM, finish_process, start_process, tiny_model
-from tests.test_export import STANDALONE_CLIENT
-from tests.test_ood_suite import SUITE_SETS
+from tests.helpers import HAT_EBM, STANDALONE_CLIENT, SUITE_SETS, finish_process, start_process, tiny_model
 
 
 def _brute_p_values(calibration_scores, scores):
