@@ -14,7 +14,7 @@ import yaml
 
 from hat_ebm_tf.autoencoder import Autoencoder
 from hat_ebm_tf.cli.main import main
-from hat_ebm_tf.data import load_digits, model_range_to_uint8
+from hat_ebm_tf.data import DataSource, distributed_dataset, image_dataset, load_digits, model_range_to_uint8
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.sampler import LangevinConfig
@@ -71,6 +71,20 @@ def tiny_images(n, seed=0):
     """``[n, 16, 16, 1]`` float32 in [-1, 1], on the uint8 grid so that the uint8 path sees the same images."""
     pixels = model_range_to_uint8(np.random.default_rng(seed).uniform(-1, 1, (n, 16, 16, 1)))
     return pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)  # float32 arithmetic, as the graph
+
+
+def fit_on_digits(strategy, model, steps):
+    """``model.fit`` on 16×16 digits, 8 a step, for ``steps`` steps: the same global batches on any number of replicas.
+
+    Returns:
+        The ``History`` of the fit.
+    """
+    source = DataSource("digits", image_size=16)
+    if strategy.num_replicas_in_sync > 1:
+        data = distributed_dataset(strategy, source, global_batch_size=8, seed=3)
+    else:
+        data = image_dataset(source, 8, training=True, seed=3)
+    return model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
 
 
 def tiny_digits_config(**training):
