@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -173,6 +174,20 @@ def max_rel_error(actual, desired):
     return float(np.max(np.abs(actual - desired)) / max(np.max(np.abs(desired)), 1e-30))
 
 
+def sklearn_ood_metrics(in_scores, out_scores):
+    """AUROC, AUPR and FPR at 95 % TPR by scikit-learn, an independent count: higher scores are more OOD."""
+    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+    is_ood, scores = np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))], np.r_[in_scores, out_scores]
+    # FPR@95%TPR takes the in-distribution inputs as the positives, accepted when the score is low.
+    fpr, tpr, _ = roc_curve(1 - is_ood, -scores, drop_intermediate=False)
+    return {
+        "auroc": roc_auc_score(is_ood, scores),
+        "aupr": average_precision_score(is_ood, scores),
+        "fpr_at_95_tpr": fpr[np.argmax(tpr >= 0.95 - 1e-12)],
+    }
+
+
 def _env(**extra):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
@@ -183,6 +198,35 @@ def start_process(*command, cwd, **env):
     return subprocess.Popen(
         [str(c) for c in command], cwd=cwd, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+# A fresh interpreter's script, beside a copy of the stand-alone client, where hat_ebm_tf cannot be imported:
+# TensorFlow, NumPy and the client only. The body goes between the head and the tail.
+_FRESH_HEAD = """
+import sys
+
+sys.modules["hat_ebm_tf"] = None  # `import hat_ebm_tf` (and of its subpackages) now raises ImportError
+
+import numpy as np
+import tensorflow as tf
+
+from hat_ebm_scoring import load_scorer
+"""
+_FRESH_TAIL = """
+leaked = sorted(m for m in sys.modules if m.split(".")[0] == "hat_ebm_tf" and sys.modules[m] is not None)
+assert not leaked, leaked
+"""
+
+
+def start_without_hat_ebm_tf(directory, body, *args):
+    """A fresh Python running ``body`` with ``args`` in ``directory``, beside the client, without hat_ebm_tf.
+
+    The script (``fresh.py``) has ``sys``, ``np``, ``tf`` and the client's ``load_scorer``, and fails if any module
+    of hat_ebm_tf was loaded by its end.
+    """
+    (directory / "fresh.py").write_text(_FRESH_HEAD + body + _FRESH_TAIL)
+    shutil.copy(STANDALONE_CLIENT, directory / "hat_ebm_scoring.py")  # the file itself, not a link
+    return start_process(sys.executable, "fresh.py", *args, cwd=directory)
 
 
 def finish_process(process):
