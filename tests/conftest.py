@@ -3,6 +3,7 @@
 import fcntl
 import json
 import os
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -56,6 +57,22 @@ def quality_cache(tmp_path_factory):
         del os.environ[CACHE_ENV]
     else:
         os.environ[CACHE_ENV] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scratch_tempdir(tmp_path_factory):
+    """The session's temporary directory (``tempfile`` and ``TMPDIR``), inside pytest's own, which pytest prunes.
+
+    Each TensorFlow Datasets builder of a dataset that is not prepared (the
+    tfds tests mock the data) leaves an empty ``tmp*tfds`` directory behind
+    (``DatasetInfo.initialize_from_bucket``), and a `hat-ebm` killed by a test
+    leaves its autograph files; here they do not pile up in /tmp.
+    """
+    scratch = tmp_path_factory.mktemp("tempfile")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(scratch))
+        patch.setenv("TMPDIR", str(scratch))
+        yield scratch
 
 
 @pytest.fixture(scope="session")

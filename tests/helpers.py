@@ -1,7 +1,9 @@
 """Helpers shared by the tests: tiny models and configs, the reference fixtures, `hat-ebm`, subprocesses, exports."""
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +15,17 @@ import yaml
 
 from hat_ebm_tf.autoencoder import Autoencoder
 from hat_ebm_tf.cli.main import main
-from hat_ebm_tf.data import model_range_to_uint8
+from hat_ebm_tf.data import DataSource, distributed_dataset, image_dataset, load_digits, model_range_to_uint8
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.sampler import LangevinConfig
 from hat_ebm_tf.training.config import CONFIG_DIR
 
+REPO = Path(__file__).resolve().parents[1]
+# The stand-alone scoring client that a deployment copies next to its serving stack.
+STANDALONE_CLIENT = REPO / "export" / "hat_ebm_scoring.py"
+# The out-of-distribution sets of `digits_suite`, in order.
+SUITE_SETS = ["rotated", "inverted", "uniform noise", "constant", "photo patches", "letters"]
 # The reference implementation's checkpoints and outputs: shipped with the tests (3.5 MB; see
 # fixtures/reference/README.md), so that parity is checked on every clone.
 FIXTURES = Path(os.environ.get("HAT_EBM_REFERENCE_FIXTURES", Path(__file__).resolve().parent / "fixtures/reference"))
@@ -67,6 +74,20 @@ def tiny_images(n, seed=0):
     return pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)  # float32 arithmetic, as the graph
 
 
+def fit_on_digits(strategy, model, steps):
+    """``model.fit`` on 16×16 digits, 8 a step, for ``steps`` steps: the same global batches on any number of replicas.
+
+    Returns:
+        The ``History`` of the fit.
+    """
+    source = DataSource("digits", image_size=16)
+    if strategy.num_replicas_in_sync > 1:
+        data = distributed_dataset(strategy, source, global_batch_size=8, seed=3)
+    else:
+        data = image_dataset(source, 8, training=True, seed=3)
+    return model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+
+
 def tiny_digits_config(**training):
     """The shipped digits config as a dict, tiny: width 8, a 4-d latent, 2 Langevin steps, 4 evaluation samples.
 
@@ -79,6 +100,26 @@ def tiny_digits_config(**training):
     values["training"].update({"batch_size": 4, "bank_size": 16, **training})
     values["evaluation"] = {"num_samples": 4, "batch_size": 4}
     return values
+
+
+def array_config(root, **training):
+    """``tiny_digits_config`` reading 64 digits from ``root/digits.npz``: no digits quality figures, so quicker."""
+    np.savez(root / "digits.npz", images=model_range_to_uint8(load_digits(16)[:64]))
+    values = tiny_digits_config(**training)
+    values["data"] = {"source": str(root / "digits.npz"), "image_size": 16, "channels": 1}
+    return values
+
+
+def history_steps(run):
+    """The steps of a run directory's ``history.json``."""
+    return json.loads((run / "history.json").read_text())["step"]
+
+
+def latest_checkpoint(run):
+    """The name of a run directory's latest checkpoint, e.g. ``ckpt-4``."""
+    import tensorflow as tf
+
+    return os.path.basename(tf.train.latest_checkpoint(run / "checkpoints"))
 
 
 HAT_EBM = Path(sys.executable).parent / "hat-ebm"
@@ -109,6 +150,13 @@ def hat_ebm(*args, cwd):
     )
 
 
+def train_in_subprocess(root, run_dir, *flags, hook=()):
+    """``hat-ebm train`` of ``root/c.yaml`` in a fresh process; with ``hook``, through tests/signal_hook.py."""
+    command = [sys.executable, str(SIGNAL_HOOK), *map(str, hook), "--"] if hook else [str(HAT_EBM)]
+    args = ["train", "--config", "c.yaml", "--run-dir", run_dir, *map(str, flags)]
+    return subprocess.run([*command, *args], cwd=root, env=_env(), capture_output=True, text=True, timeout=900)
+
+
 def cli_fails(capsys, *argv, code, match):
     """``hat-ebm ARGV`` in this process must exit with ``code``, its last stderr line naming the problem."""
     with pytest.raises(SystemExit) as info:
@@ -126,6 +174,20 @@ def max_rel_error(actual, desired):
     return float(np.max(np.abs(actual - desired)) / max(np.max(np.abs(desired)), 1e-30))
 
 
+def sklearn_ood_metrics(in_scores, out_scores):
+    """AUROC, AUPR and FPR at 95 % TPR by scikit-learn, an independent count: higher scores are more OOD."""
+    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+    is_ood, scores = np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))], np.r_[in_scores, out_scores]
+    # FPR@95%TPR takes the in-distribution inputs as the positives, accepted when the score is low.
+    fpr, tpr, _ = roc_curve(1 - is_ood, -scores, drop_intermediate=False)
+    return {
+        "auroc": roc_auc_score(is_ood, scores),
+        "aupr": average_precision_score(is_ood, scores),
+        "fpr_at_95_tpr": fpr[np.argmax(tpr >= 0.95 - 1e-12)],
+    }
+
+
 def _env(**extra):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
@@ -136,6 +198,35 @@ def start_process(*command, cwd, **env):
     return subprocess.Popen(
         [str(c) for c in command], cwd=cwd, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+# A fresh interpreter's script, beside a copy of the stand-alone client, where hat_ebm_tf cannot be imported:
+# TensorFlow, NumPy and the client only. The body goes between the head and the tail.
+_FRESH_HEAD = """
+import sys
+
+sys.modules["hat_ebm_tf"] = None  # `import hat_ebm_tf` (and of its subpackages) now raises ImportError
+
+import numpy as np
+import tensorflow as tf
+
+from hat_ebm_scoring import load_scorer
+"""
+_FRESH_TAIL = """
+leaked = sorted(m for m in sys.modules if m.split(".")[0] == "hat_ebm_tf" and sys.modules[m] is not None)
+assert not leaked, leaked
+"""
+
+
+def start_without_hat_ebm_tf(directory, body, *args):
+    """A fresh Python running ``body`` with ``args`` in ``directory``, beside the client, without hat_ebm_tf.
+
+    The script (``fresh.py``) has ``sys``, ``np``, ``tf`` and the client's ``load_scorer``, and fails if any module
+    of hat_ebm_tf was loaded by its end.
+    """
+    (directory / "fresh.py").write_text(_FRESH_HEAD + body + _FRESH_TAIL)
+    shutil.copy(STANDALONE_CLIENT, directory / "hat_ebm_scoring.py")  # the file itself, not a link
+    return start_process(sys.executable, "fresh.py", *args, cwd=directory)
 
 
 def finish_process(process):

@@ -12,13 +12,12 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from hat_ebm_tf.data import DataSource, array_dataset, distributed_dataset, image_dataset
+from hat_ebm_tf.data import array_dataset
 from hat_ebm_tf.distribute import make_strategy, mirrored_strategy
-from tests.helpers import HAT_EBM, tiny_autoencoder, tiny_digits_config, tiny_model
+from tests.helpers import HAT_EBM, fit_on_digits, tiny_autoencoder, tiny_digits_config, tiny_model
 
 
 def _train_three_steps(strategy, weights):
-    source = DataSource("digits", image_size=16)
     with strategy.scope():
         model = tiny_model(bank_size=64)
         # SGD is linear in the gradient, so a wrong loss scale or a missing
@@ -26,11 +25,7 @@ def _train_three_steps(strategy, weights):
         # amplify round-off in near-zero gradients into lr-sized differences.
         model.compile(hat_optimizer=keras.optimizers.SGD(1e-5), generator_optimizer=keras.optimizers.SGD(1e-5))
         model.set_weights(weights)
-    if strategy.num_replicas_in_sync > 1:
-        data = distributed_dataset(strategy, source, global_batch_size=8, seed=3)
-    else:
-        data = image_dataset(source, 8, training=True, seed=3)
-    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)
+    fit_on_digits(strategy, model, steps=3)
     return model
 
 

@@ -6,9 +6,6 @@ signatures are in tests/test_signatures.py, the layout in tests/test_savedmodel.
 
 import dataclasses
 import json
-import shutil
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import keras
@@ -20,23 +17,19 @@ import yaml
 from hat_ebm_tf.data import model_range_to_uint8
 from hat_ebm_tf.sampler import LangevinConfig
 from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE
-from hat_ebm_tf.serving.scoring import ood_metrics
-from tests.helpers import HAT_EBM, call_signature, finish_process, hat_ebm, start_process, tiny_images
+from tests.helpers import (
+    HAT_EBM,
+    call_signature,
+    finish_process,
+    hat_ebm,
+    sklearn_ood_metrics,
+    start_process,
+    start_without_hat_ebm_tf,
+    tiny_images,
+)
 
-# The stand-alone scoring client that a deployment copies next to its serving stack.
-STANDALONE_CLIENT = Path(__file__).resolve().parents[1] / "export" / "hat_ebm_scoring.py"
-# Runs in a fresh interpreter, beside a copy of the stand-alone client, where
-# hat_ebm_tf cannot be imported: TensorFlow, NumPy and the client only.
+# Run by start_without_hat_ebm_tf: TensorFlow, NumPy and the stand-alone client only.
 FRESH_PROCESS = """
-import sys
-
-sys.modules["hat_ebm_tf"] = None  # `import hat_ebm_tf` (and of its subpackages) now raises ImportError
-
-import numpy as np
-import tensorflow as tf
-
-from hat_ebm_scoring import load_scorer
-
 model_dir, inputs, outputs = sys.argv[1:]
 data = np.load(inputs)
 loaded = tf.saved_model.load(model_dir + "/1")
@@ -54,8 +47,6 @@ results = {
     "generate": run("generate", "images", latents=data["latents"]),
     "scorer": load_scorer(model_dir)(data["images"]),
 }
-leaked = sorted(m for m in sys.modules if m.split(".")[0] == "hat_ebm_tf" and sys.modules[m] is not None)
-assert not leaked, leaked
 np.savez(outputs, **results)
 """
 
@@ -65,11 +56,7 @@ def test_standalone_client_without_hat_ebm_tf_matches_the_in_process_model(expor
     model, images, seeds = exported.model, tiny_images(6), np.arange(6, dtype=np.int64)
     latents = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
     np.savez(tmp_path / "inputs.npz", images=images, pixels=model_range_to_uint8(images), seeds=seeds, latents=latents)
-    (tmp_path / "fresh.py").write_text(FRESH_PROCESS)
-    shutil.copy(STANDALONE_CLIENT, tmp_path / "hat_ebm_scoring.py")  # the file itself, not the link
-    fresh = start_process(
-        sys.executable, "fresh.py", exported.version.parent, "inputs.npz", "outputs.npz", cwd=tmp_path
-    )
+    fresh = start_without_hat_ebm_tf(tmp_path, FRESH_PROCESS, exported.version.parent, "inputs.npz", "outputs.npz")
     # Computed while the fresh process runs. Serving seed s is the in-process
     # row seed (0, s), so seeds 0..5 are the chains of model.sample(6, seed=0).
     energy = model.energy(images).numpy()
@@ -101,7 +88,7 @@ def test_ood_command_reports_the_metrics_of_the_savedmodel_score(exported, tmp_p
     assert "AUROC" in result.stdout and "FPR@95%TPR" in result.stdout and "out.npy" in result.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["model"] == str(exported.version) and report["in"]["num"] == 40
-    expected = ood_metrics(exported.model.energy(inside), exported.model.energy(outside))
+    expected = sklearn_ood_metrics(exported.model.energy(inside), exported.model.energy(outside))
     got = report["out"][0]
     for key in ("auroc", "aupr", "fpr_at_95_tpr"):
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key

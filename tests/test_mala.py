@@ -8,11 +8,10 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from hat_ebm_tf.data import DataSource, distributed_dataset, image_dataset
 from hat_ebm_tf.distribute import mirrored_strategy
 from hat_ebm_tf.evaluation.analytic import CASES, IMAGE_SHAPE, draw
 from hat_ebm_tf.sampler import LangevinConfig, langevin, row_seeds
-from tests.helpers import JOINT_SAMPLER, TINY_SAMPLER, tiny_model
+from tests.helpers import JOINT_SAMPLER, TINY_SAMPLER, fit_on_digits, tiny_model
 
 # Tolerances of MALA's moments from 500 chains · 16 pixels (standard errors: mean ≤ 0.009, variance ≤ 1.7 %).
 MEAN_TOLERANCE, VARIANCE_TOLERANCE = 0.03, 0.05
@@ -126,7 +125,6 @@ def test_metropolis_needs_noise():
 
 def _train_two_steps(strategy, weights, mode):
     sampler = dataclasses.replace(TINY_SAMPLER if mode == "synthesis" else JOINT_SAMPLER, metropolis=True)
-    source = DataSource("digits", image_size=16)
     with strategy.scope():
         model = tiny_model(mode=mode, sampler=sampler, bank_size=64)
         model.compile(
@@ -134,11 +132,7 @@ def _train_two_steps(strategy, weights, mode):
             generator_optimizer=keras.optimizers.SGD(1e-5) if mode == "synthesis" else None,
         )
         model.set_weights(weights)
-    if strategy.num_replicas_in_sync > 1:
-        data = distributed_dataset(strategy, source, global_batch_size=8, seed=3)
-    else:
-        data = image_dataset(source, 8, training=True, seed=3)
-    history = model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+    history = fit_on_digits(strategy, model, steps=2)
     return model, {name: values[-1] for name, values in history.history.items()}
 
 

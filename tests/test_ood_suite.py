@@ -3,8 +3,7 @@
 import numpy as np
 
 from hat_ebm_tf.evaluation.ood_suite import LETTERS, digits_suite, rendered_letters
-
-SUITE_SETS = ["rotated", "inverted", "uniform noise", "constant", "photo patches", "letters"]
+from tests.helpers import SUITE_SETS
 
 
 def test_the_digits_suite_is_offline_deterministic_and_in_range():

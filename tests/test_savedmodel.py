@@ -105,8 +105,12 @@ def test_predict_requests_and_warmup_records_are_accepted(exported):
     logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in warmup]
     assert {log.predict_log.request.model_spec.signature_name for log in logs} == set(EXPECTED_SIGNATURES)
     for log in logs:
-        assert log.predict_log.request.model_spec.name == "tiny"
-        _serve(exported.loaded, log.predict_log.request)
+        request = log.predict_log.request
+        assert request.model_spec.name == "tiny"
+        outputs = _serve(exported.loaded, request)
+        assert set(outputs) == set(EXPECTED_SIGNATURES[request.model_spec.signature_name][1])
+        rows = {tensor.tensor_shape.dim[0].size for tensor in request.inputs.values()}
+        assert len(rows) == 1 and {v.shape[0] for v in outputs.values()} == rows
 
 
 # -------------------------------------------------- versions and atomicity

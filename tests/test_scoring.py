@@ -5,11 +5,10 @@ import re
 import numpy as np
 import pytest
 from scipy.stats import norm
-from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.metrics import roc_curve as sklearn_roc_curve
 
 from hat_ebm_tf.serving.scoring import aupr, auroc, fpr_at_tpr, load_scorer, ood_metrics, roc_curve
-from tests.helpers import tiny_images
+from tests.helpers import sklearn_ood_metrics, tiny_images
 
 
 def test_auroc_of_hand_counted_cases():
@@ -51,12 +50,10 @@ def test_fpr_at_95_tpr_counts_the_ood_inputs_the_threshold_accepts():
 def test_metrics_match_scikit_learn_with_ties():
     rng = np.random.default_rng(1)
     inside, outside = rng.integers(0, 20, 300).astype(float), rng.integers(5, 25, 200).astype(float)
-    is_ood, scores = np.r_[np.zeros(300), np.ones(200)], np.r_[inside, outside]
-    assert auroc(inside, outside) == pytest.approx(roc_auc_score(is_ood, scores), abs=1e-12)
-    assert aupr(inside, outside) == pytest.approx(average_precision_score(is_ood, scores), abs=1e-12)
-    # FPR@95%TPR takes the in-distribution inputs as the positives, accepted when the score is low.
-    fpr, tpr, _ = sklearn_roc_curve(1 - is_ood, -scores, drop_intermediate=False)
-    assert fpr_at_tpr(inside, outside) == pytest.approx(fpr[np.argmax(tpr >= 0.95 - 1e-12)], abs=1e-12)
+    expected = sklearn_ood_metrics(inside, outside)
+    assert auroc(inside, outside) == pytest.approx(expected["auroc"], abs=1e-12)
+    assert aupr(inside, outside) == pytest.approx(expected["aupr"], abs=1e-12)
+    assert fpr_at_tpr(inside, outside) == pytest.approx(expected["fpr_at_95_tpr"], abs=1e-12)
 
 
 def test_roc_curve_matches_scikit_learn_with_ties():

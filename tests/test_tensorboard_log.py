@@ -11,8 +11,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from hat_ebm_tf.training.config import parse_config
 from hat_ebm_tf.training.tensorboard_log import drop_events_after
 from hat_ebm_tf.training.train import run_training
-from tests.helpers import tiny_digits_config
-from tests.test_train import _train, array_config
+from tests.helpers import array_config, tiny_digits_config, train_in_subprocess
 
 
 def logged(board):
@@ -41,12 +40,12 @@ def test_a_run_killed_between_checkpoints_resumes_with_each_step_logged_once(tmp
     """SIGKILL after step 3 (the checkpoint is step 2); the resumed run logs steps 3 to 6 once, keeps steps 1 and 2."""
     values = array_config(tmp_path, steps=6, steps_per_epoch=2, tensorboard_every=1)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(values))
-    killed = _train(tmp_path, "run", hook=("after-step", 3, "SIGKILL"))
+    killed = train_in_subprocess(tmp_path, "run", hook=("after-step", 3, "SIGKILL"))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     board = tmp_path / "run" / "tensorboard"
     before = logged(board)
     assert max(before[(".", "samples")]) == 3  # the lost step reached the logs: there is something to drop
-    resumed = _train(tmp_path, "run")
+    resumed = train_in_subprocess(tmp_path, "run")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = logged(board)
     assert_each_step_once(after)

@@ -1,7 +1,6 @@
 """The training job reaches every data source through its config alone."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from PIL import Image
 
 from hat_ebm_tf.training.config import CONFIG_DIR, parse_config
 from hat_ebm_tf.training.train import run_training
-from tests.helpers import SIGNAL_HOOK, tiny_digits_config
+from tests.helpers import array_config, history_steps, latest_checkpoint, tiny_digits_config, train_in_subprocess
 
 
 def tiny_config(data):
@@ -51,47 +50,14 @@ def test_folder_and_array_sources(kind, tmp_path, rng):
     assert json.loads((tmp_path / "run" / "history.json").read_text())["step"] == [2]
 
 
-def array_config(root, **training):
-    """``tiny_digits_config`` reading 64 digits from ``root/digits.npz``: no digits quality figures, so quicker."""
-    from hat_ebm_tf.data import load_digits, model_range_to_uint8
-
-    np.savez(root / "digits.npz", images=model_range_to_uint8(load_digits(16)[:64]))
-    values = tiny_digits_config(**training)
-    values["data"] = {"source": str(root / "digits.npz"), "image_size": 16, "channels": 1}
-    return values
-
-
-def _train(root, run_dir, *flags, hook=()):
-    """``hat-ebm train`` of ``root/c.yaml`` in a fresh process; with ``hook``, through tests/signal_hook.py."""
-    import subprocess
-    import sys
-
-    from tests.helpers import HAT_EBM
-
-    command = [sys.executable, str(SIGNAL_HOOK), *map(str, hook), "--"] if hook else [str(HAT_EBM)]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    args = ["train", "--config", "c.yaml", "--run-dir", run_dir, *map(str, flags)]
-    return subprocess.run([*command, *args], cwd=root, env=env, capture_output=True, text=True, timeout=900)
-
-
 @pytest.fixture(scope="module")
 def signal_runs(tmp_path_factory):
     """A directory holding ``c.yaml`` (6 steps, 2 an epoch) and its uninterrupted run ``full``."""
     root = tmp_path_factory.mktemp("signals")
     (root / "c.yaml").write_text(yaml.safe_dump(array_config(root, steps=6, steps_per_epoch=2)))
-    result = _train(root, "full")
+    result = train_in_subprocess(root, "full")
     assert result.returncode == 0, result.stderr[-3000:]
     return root
-
-
-def _history_steps(run):
-    return json.loads((run / "history.json").read_text())["step"]
-
-
-def _latest_checkpoint(run):
-    import tensorflow as tf
-
-    return os.path.basename(tf.train.latest_checkpoint(run / "checkpoints"))
 
 
 def _resume_equals_full(root, run_dir):
@@ -101,7 +67,7 @@ def _resume_equals_full(root, run_dir):
 
     hat_ebm_tf.register_keras_classes()
 
-    resumed = _train(root, run_dir)
+    resumed = train_in_subprocess(root, run_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     full = keras.saving.load_model(root / "full" / "model.keras")
     again = keras.saving.load_model(root / run_dir / "model.keras")
@@ -114,34 +80,34 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(signal_runs):
     """SIGKILL right after the checkpoint of step 2 is written: the moment that used to lose its history row."""
     import signal
 
-    killed = _train(signal_runs, "killed", hook=("after-checkpoint", 2, "SIGKILL"))
+    killed = train_in_subprocess(signal_runs, "killed", hook=("after-checkpoint", 2, "SIGKILL"))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     run = signal_runs / "killed"
-    assert _latest_checkpoint(run) == "ckpt-2" and not (run / "model.keras").exists()
-    assert _history_steps(run) == [2]  # exactly the checkpointed epochs
+    assert latest_checkpoint(run) == "ckpt-2" and not (run / "model.keras").exists()
+    assert history_steps(run) == [2]  # exactly the checkpointed epochs
     _resume_equals_full(signal_runs, "killed")
-    assert _history_steps(run) == [2, 4, 6]
+    assert history_steps(run) == [2, 4, 6]
 
 
 def test_sigint_mid_epoch_checkpoints_that_step_and_resumes_exactly(signal_runs):
-    interrupted = _train(signal_runs, "sigint", hook=("after-step", 3, "SIGINT"))
+    interrupted = train_in_subprocess(signal_runs, "sigint", hook=("after-step", 3, "SIGINT"))
     assert interrupted.returncode == 130, interrupted.stderr[-3000:]
     assert "Traceback" not in interrupted.stderr
     last = interrupted.stderr.strip().splitlines()[-1]
     assert last.startswith("hat-ebm train: interrupted: SIGINT at step 3: wrote the checkpoint ")
     assert "ckpt-3" in last and last.endswith("run the same `hat-ebm train` command again to resume")
     run = signal_runs / "sigint"
-    assert _latest_checkpoint(run) == "ckpt-3" and _history_steps(run) == [2, 3]
+    assert latest_checkpoint(run) == "ckpt-3" and history_steps(run) == [2, 3]
     _resume_equals_full(signal_runs, "sigint")  # the resumed run first completes the epoch: steps 4, then 6
-    assert _history_steps(run) == [2, 3, 4, 6]
+    assert history_steps(run) == [2, 3, 4, 6]
 
 
 def test_sigterm_exits_143_after_checkpointing(signal_runs):
-    terminated = _train(signal_runs, "sigterm", hook=("after-step", 4, "SIGTERM"))
+    terminated = train_in_subprocess(signal_runs, "sigterm", hook=("after-step", 4, "SIGTERM"))
     assert terminated.returncode == 143, terminated.stderr[-3000:]
     assert "hat-ebm train: interrupted: SIGTERM at step 4" in terminated.stderr and "Traceback" not in terminated.stderr
     run = signal_runs / "sigterm"
-    assert _latest_checkpoint(run) == "ckpt-4" and _history_steps(run) == [2, 4]
+    assert latest_checkpoint(run) == "ckpt-4" and history_steps(run) == [2, 4]
     assert not (run / "model.keras").exists()
 
 
