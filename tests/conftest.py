@@ -3,6 +3,7 @@
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,18 +38,41 @@ def rng():
     return np.random.default_rng(0)
 
 
+def _run_directory(tmp_path_factory):
+    """The directory that the whole test run shares: pytest-xdist runs every worker as a session of its own."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _built_once(tmp_path_factory, name, build):
+    """``run directory / name``, made by ``build(directory)`` once per test run; its users must only read it.
+
+    The first worker to take the lock builds it; the others wait on the lock
+    (not on a timer), then use it. A build that failed leaves no ``.built``
+    mark, and the next worker builds it again, so each reports the failure.
+    """
+    shared = _run_directory(tmp_path_factory)
+    directory = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / ".built").exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            build(directory)
+            (directory / ".built").touch()
+    return directory
+
+
 @pytest.fixture(scope="session", autouse=True)
 def quality_cache(tmp_path_factory):
     """The test run's digits classifier cache (``HAT_EBM_CACHE``): tests and their commands never write ~/.cache.
 
-    Under pytest-xdist every worker is a session of its own; they share one
-    cache in the run's base directory, so the classifier is trained once per
-    run (``quality_classifier`` holds a lock while it trains).
+    All workers share it, so the classifier is trained once per run
+    (``quality_classifier`` holds a lock while it trains).
     """
     from hat_ebm_tf.evaluation.digits_quality import CACHE_ENV
 
-    base = tmp_path_factory.getbasetemp()
-    cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "hat_ebm_cache"
+    cache = _run_directory(tmp_path_factory) / "hat_ebm_cache"
     cache.mkdir(exist_ok=True)
     previous = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = str(cache)
@@ -91,18 +115,28 @@ def quality_classifier(quality_cache):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, quality_classifier):
-    """``(root, result)``: ``hat-ebm train`` of a tiny digits config into ``root/run``, in a subprocess.
+    """``(root, result)``: ``hat-ebm train`` of a tiny digits config into ``root/run``, in a subprocess, once per run.
 
     The run evaluates with another sampler than it trains with (3 steps with
     clip 0.5, against 2 steps with clip 1.0), as the shipped digits config does.
+    ``result`` holds the command's ``returncode``, ``stdout`` and ``stderr``.
     """
-    root = tmp_path_factory.mktemp("cli")
-    config = tiny_digits_config(steps=4, steps_per_epoch=2, batch_size=8)
-    config["evaluation"] = {"num_samples": 12, "batch_size": 5, "sampler": {"num_steps": 3, "max_residual_norm": 0.5}}
-    (root / "tiny.yaml").write_text(yaml.safe_dump(config))
-    result = hat_ebm("train", "--config", "tiny.yaml", "--run-dir", "run", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root, result
+
+    def build(root):
+        config = tiny_digits_config(steps=4, steps_per_epoch=2, batch_size=8)
+        config["evaluation"] = {
+            "num_samples": 12,
+            "batch_size": 5,
+            "sampler": {"num_steps": 3, "max_residual_norm": 0.5},
+        }
+        (root / "tiny.yaml").write_text(yaml.safe_dump(config))
+        result = hat_ebm("train", "--config", "tiny.yaml", "--run-dir", "run", cwd=root)
+        assert result.returncode == 0, result.stderr[-3000:]
+        output = {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
+        (root / "result.json").write_text(json.dumps(output))
+
+    root = _built_once(tmp_path_factory, "cli", build)
+    return root, SimpleNamespace(**json.loads((root / "result.json").read_text()))
 
 
 @pytest.fixture(scope="session")
@@ -128,14 +162,20 @@ def fixtures():
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """A tiny joint-mode model, saved as .keras and exported with `hat-ebm export` in a subprocess."""
-    root = tmp_path_factory.mktemp("export")
-    model = tiny_model("refine")
-    model.save(root / "tiny.keras")
-    result = hat_ebm(
-        "export", "tiny.keras", "--base-path", "serving", "--name", "tiny", "--serving-root", "/models", cwd=root
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    """A tiny joint-mode model, saved as .keras and exported with `hat-ebm export` in a subprocess, once per run.
+
+    ``model`` is that .keras file loaded, the model the export serves.
+    """
+
+    def build(root):
+        tiny_model("refine").save(root / "tiny.keras")
+        result = hat_ebm(
+            "export", "tiny.keras", "--base-path", "serving", "--name", "tiny", "--serving-root", "/models", cwd=root
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"wrote version 1 of 'tiny' to {Path('serving/tiny/1')}" in result.stdout
+
+    root = _built_once(tmp_path_factory, "export", build)
     version = root / "serving" / "tiny" / "1"
-    assert f"wrote version 1 of 'tiny' to {Path('serving/tiny/1')}" in result.stdout
+    model = keras.saving.load_model(root / "tiny.keras")
     return SimpleNamespace(root=root, model=model, version=version, loaded=tf.saved_model.load(str(version)))
