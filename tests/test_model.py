@@ -62,6 +62,9 @@ def test_sample_is_seeded_and_independent_of_batch_size():
     np.testing.assert_allclose(a, model.sample(5, seed=3, batch_size=2), rtol=0, atol=1e-5)
     assert not np.allclose(a, model.sample(5, seed=4))
     assert a.shape == (5, 16, 16, 1)
+    # Batches of 5, 2 and 1 and int32 seeds all ran one traced sampler: no retracing per batch size.
+    model.sample_with_seeds(np.array([[3, 0]], np.int32))
+    assert model._sample_function(model.sampler_config).experimental_get_tracing_count() == 1
 
 
 def test_get_config_and_keras_file_roundtrip(tmp_path, digits16):
