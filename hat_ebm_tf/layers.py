@@ -18,13 +18,13 @@ PACKAGE = "hat_ebm_tf"
 FEW_CHANNELS = 4
 
 
-def _conv(filters, kernel_size, name, dtype):
+def conv_layer(filters, kernel_size, name, dtype):
     """A biased conv under dtype policy ``dtype``; 3×3 convs pad SAME, the 1×1 shortcut is VALID."""
     padding = "same" if kernel_size == 3 else "valid"
     return keras.layers.Conv2D(filters, kernel_size, padding=padding, name=name, dtype=dtype)
 
 
-def _batch_norm(name, dtype):
+def batch_norm_layer(name, dtype):
     """Synchronised batch norm under dtype policy ``dtype`` (see ``UpBlock``)."""
     return keras.layers.BatchNormalization(synchronized=True, name=name, dtype=dtype)
 
@@ -151,15 +151,15 @@ class DownBlock(keras.layers.Layer):
         self.downsample = bool(downsample)
         self.stem = bool(stem)
         # Sub-layers take this block's policy: a mixed block computes its convs in reduced precision too.
-        self.conv_1 = _conv(self.filters, 3, "conv_1", self.dtype_policy)
-        self.conv_2 = _conv(self.filters, 3, "conv_2", self.dtype_policy)
+        self.conv_1 = conv_layer(self.filters, 3, "conv_1", self.dtype_policy)
+        self.conv_2 = conv_layer(self.filters, 3, "conv_2", self.dtype_policy)
         self.pool = keras.layers.AveragePooling2D(2, name="pool", dtype=self.dtype_policy)
         self.sc = None
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
         if in_channels != self.filters or self.downsample:
-            self.sc = _conv(self.filters, 1, "sc", self.dtype_policy)
+            self.sc = conv_layer(self.filters, 1, "sc", self.dtype_policy)
         self.conv_1.build(input_shape)
         self.conv_2.build((*tuple(input_shape[:-1]), self.filters))
         if self.sc is not None:
@@ -231,17 +231,17 @@ class UpBlock(keras.layers.Layer):
         self.upsample = bool(upsample)
         self.stem = bool(stem)
         policy = self.dtype_policy
-        self.bn_1 = None if stem else _batch_norm("bn_1", policy)
-        self.conv_1 = _conv(self.filters, 3, "conv_1", policy)
-        self.bn_2 = _batch_norm("bn_2", policy)
-        self.conv_2 = _conv(self.filters, 3, "conv_2", policy)
+        self.bn_1 = None if stem else batch_norm_layer("bn_1", policy)
+        self.conv_1 = conv_layer(self.filters, 3, "conv_1", policy)
+        self.bn_2 = batch_norm_layer("bn_2", policy)
+        self.conv_2 = conv_layer(self.filters, 3, "conv_2", policy)
         self.up = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up", dtype=policy)
         self.sc = None
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
         if in_channels != self.filters or self.upsample:
-            self.sc = _conv(self.filters, 1, "sc", self.dtype_policy)
+            self.sc = conv_layer(self.filters, 1, "sc", self.dtype_policy)
         b, h, w, _ = input_shape
         if self.upsample:
             h, w = (None if h is None else 2 * h), (None if w is None else 2 * w)

@@ -11,7 +11,7 @@
 import keras
 from keras import ops
 
-from hat_ebm_tf.layers import PACKAGE, DownBlock, SphereProjection, UpBlock, _batch_norm, _conv
+from hat_ebm_tf.layers import PACKAGE, DownBlock, SphereProjection, UpBlock, batch_norm_layer, conv_layer
 
 # Hat network: one (width divisor, downsample) entry per residual block; the
 # first entry is the stem. Block i has width `width // divisor`.
@@ -56,7 +56,7 @@ def _check_positive(name, value, family):
 
 def _tail_layers(n, channels, policy):
     """The generator tail's ``(bn_n, conv_n)`` under dtype policy ``policy``: the blocks' own batch norm and conv."""
-    return _batch_norm(f"bn_{n}", policy), _conv(channels, 3, f"conv_{n}", policy)
+    return batch_norm_layer(f"bn_{n}", policy), conv_layer(channels, 3, f"conv_{n}", policy)
 
 
 def _tail(bn, conv, h, out_factor, training):
