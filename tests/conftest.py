@@ -1,5 +1,6 @@
 """Shared fixtures: tiny networks and models so that the suite stays fast."""
 
+import contextlib
 import fcntl
 import json
 import os
@@ -44,6 +45,14 @@ def _run_directory(tmp_path_factory):
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+@contextlib.contextmanager
+def _locked(path):
+    """Hold an exclusive lock on the file ``path`` (created if needed): other workers wait on it, not on a timer."""
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _built_once(tmp_path_factory, name, build):
     """``run directory / name``, made by ``build(directory)`` once per test run; its users must only read it.
 
@@ -53,8 +62,7 @@ def _built_once(tmp_path_factory, name, build):
     """
     shared = _run_directory(tmp_path_factory)
     directory = shared / name
-    with open(shared / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(shared / f"{name}.lock"):
         if not (directory / ".built").exists():
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir()
@@ -108,8 +116,7 @@ def quality_classifier(quality_cache):
     """
     from hat_ebm_tf.evaluation.digits_quality import digits_classifier
 
-    with open(Path(quality_cache) / "classifier.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(Path(quality_cache) / "classifier.lock"):
         return digits_classifier()
 
 
