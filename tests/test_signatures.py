@@ -17,6 +17,7 @@ from tensorflow.core.protobuf import config_pb2
 
 from hat_ebm_tf.sampler import LangevinConfig
 from hat_ebm_tf.serving.savedmodel import export_model
+from hat_ebm_tf.serving.signatures import build_serving_module
 from tests.helpers import EXPECTED_SIGNATURES, call_signature, finish_process, start_process, tiny_images, tiny_model
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
@@ -170,3 +171,17 @@ def test_every_signature_refuses_an_empty_batch_by_name(tmp_path):
 def test_a_keras_file_exports_its_own_sampler(exported):
     [row] = call_signature(exported.loaded, "sampler_config", seeds=np.zeros(1, np.int64))["json"]
     assert LangevinConfig.from_dict(json.loads(row)) == exported.model.sampler_config
+
+
+def test_the_save_traces_each_signature_once_and_keeps_only_the_networks_variables(tmp_path):
+    model = tiny_model("refine")
+    module, signatures = build_serving_module(model)
+    tf.saved_model.save(module, str(tmp_path / "saved"), signatures=signatures)
+    # A function traced before the save is traced again inside it: the whole sampler twice.
+    counts = {name: function.experimental_get_tracing_count() for name, function in signatures.items()}
+    assert counts == dict.fromkeys(signatures, 1)
+    saved = [name for name, _ in tf.train.list_variables(str(tmp_path / "saved" / "variables" / "variables"))]
+    assert len([name for name in saved if name.startswith("serving_variables/")]) == len(model.hat.weights) + len(
+        model.generator.weights
+    )
+    assert not [name for name in saved if "bank" in name or "optimizer" in name]

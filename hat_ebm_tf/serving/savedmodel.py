@@ -94,14 +94,14 @@ def warmup_requests(name, signatures):
 
     Args:
         name: the model name the requests address.
-        signatures: signature name → concrete function.
+        signatures: signature name → ``tf.function`` with an input signature.
     """
     apis, predict_pb2 = serving_protos("apis.model_pb2"), serving_protos("apis.predict_pb2")
     prediction_log_pb2 = serving_protos("apis.prediction_log_pb2")
     logs = []
     for signature, function in signatures.items():
         request = predict_pb2.PredictRequest(model_spec=apis.ModelSpec(name=name, signature_name=signature))
-        for spec in function.structured_input_signature[0]:
+        for spec in function.input_signature:
             value = np.zeros([1, *spec.shape[1:]], spec.dtype.as_numpy_dtype)
             request.inputs[spec.name].CopyFrom(tf.make_tensor_proto(value))
         logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))

@@ -116,6 +116,15 @@ def _row_seeds(seeds, signature):
 
 
 # ------------------------------------------------------------------ signatures
+def _signature(*specs):
+    """``tf.function`` with input signature ``specs``, without AutoGraph.
+
+    The signatures have no tensor-dependent Python control flow, and AutoGraph
+    would convert the source of all the model code they call (seconds per export).
+    """
+    return tf.function(input_signature=list(specs), autograph=False)
+
+
 def sampler_json(config):
     """The text that ``sampler_config`` and ``assets.extra/sampler_config.json`` hold: ``config.to_dict()`` as JSON."""
     return json.dumps(config.to_dict())
@@ -146,22 +155,22 @@ def serving_functions(model, sampler=None, calibration=None):
         def outputs(energy):
             return head(energy) if head else {output: energy}
 
-        @tf.function(input_signature=[float_images])
+        @_signature(float_images)
         def from_float(images):
             return outputs(model.energy(_checked_images(images, image_shape, signature)))
 
-        @tf.function(input_signature=[uint8_images])
+        @_signature(uint8_images)
         def from_uint8(images):
             where = f"{signature}_uint8: images"
             return outputs(model.energy(uint8_to_model_range(_checked_shape(images, image_shape, where))))
 
         return {signature: from_float, f"{signature}_uint8": from_uint8}
 
-    @tf.function(input_signature=[seeds_spec])
+    @_signature(seeds_spec)
     def sample(seeds):
         return {"images": model.sample_with_seeds(_row_seeds(seeds, "sample"), config)}
 
-    @tf.function(input_signature=[latents_spec, seeds_spec])
+    @_signature(latents_spec, seeds_spec)
     def refine(latents, seeds):
         latents = _checked_latents(latents, latent_shape, "refine")
         rows = _row_seeds(seeds, "refine")
@@ -174,11 +183,11 @@ def serving_functions(model, sampler=None, calibration=None):
             latents = tf.identity(latents)
         return {"images": model.refine_with_seeds(latents, rows, config).images}
 
-    @tf.function(input_signature=[latents_spec])
+    @_signature(latents_spec)
     def generate(latents):
         return {"images": model.generate(_checked_latents(latents, latent_shape, "generate"))}
 
-    @tf.function(input_signature=[seeds_spec])
+    @_signature(seeds_spec)
     def sampler_config(seeds):
         # One copy per seed: TF Serving's batching merges requests along dimension 0.
         seeds = _checked_shape(seeds, (), "sampler_config: seeds")
@@ -198,8 +207,11 @@ def serving_functions(model, sampler=None, calibration=None):
 def build_serving_module(model, sampler=None, calibration=None):
     """A ``tf.Module`` holding the signature functions and the variables they read.
 
-    Only the variables the functions capture are saved (the networks', and
-    the calibration's), not the training banks or optimizer state.
+    Only the networks' variables (and the calibration's) are saved, not the
+    training banks or optimizer state. The functions are not traced here:
+    ``tf.saved_model.save`` traces each once, in its save context; a trace
+    made before it would not be reused there, and the save would trace the
+    whole sampler again.
 
     Args:
         model: a trained ``HatEBM``.
@@ -210,17 +222,16 @@ def build_serving_module(model, sampler=None, calibration=None):
 
     Returns:
         ``(module, signatures)``: signatures maps each name (and
-        ``serving_default``) to a concrete function.
+        ``serving_default``) to a ``tf.function`` with its input signature.
     """
     module, detector = tf.Module(), None
     if calibration is not None:
         module.ood_calibration = detector = CalibrationModule(calibration)
-    signatures = {}
-    captured = {}
-    for name, function in serving_functions(model, sampler, detector).items():
+    signatures = serving_functions(model, sampler, detector)
+    for name, function in signatures.items():
         setattr(module, name, function)
-        signatures[name] = function.get_concrete_function()
-        captured.update({id(v): v for v in signatures[name].variables})
-    module.serving_variables = list(captured.values())
+    # The tf.Variables behind the Keras variables, which are what the functions
+    # capture: TF Serving's loader finds a captured variable only when it is saved itself.
+    module.serving_variables = [weight.value for weight in (*model.hat.weights, *model.generator.weights)]
     signatures["serving_default"] = signatures["ood_score"]
     return module, signatures
