@@ -10,6 +10,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One thread per op in every TensorFlow process of the run (the commands the tests
+# start inherit it): the run's two workers share the machine's cores, and TF's
+# default of a thread per core in each process oversubscribes them.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import tensorflow as tf
 
