@@ -123,8 +123,15 @@ def uint8_to_model_range(images):
 
 
 def model_range_to_uint8(images):
-    """Float images in [-1, 1] (values outside are clipped) → uint8 in [0, 255]."""
+    """Float images in [-1, 1] (values outside, ±inf too, are clipped) → uint8 in [0, 255].
+
+    Raises:
+        ValueError: the images hold NaN (e.g. a diverged model's samples), which has no pixel value.
+    """
     images = np.asarray(images, dtype=np.float32)
+    nan = int(np.count_nonzero(np.isnan(images)))
+    if nan:
+        raise ValueError(f"model_range_to_uint8: {nan} of {images.size} image values are NaN: they have no pixel value")
     return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 

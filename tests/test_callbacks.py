@@ -77,3 +77,25 @@ def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
     assert sorted(scalars) == ["quality/confidence", "quality/fd", "quality/kid"]
     assert [step for step, _ in scalars["quality/fd"]] == [2, 4]
     assert scalars["quality/fd"][1][1] == pytest.approx(history["quality_fd"][3], rel=1e-5)
+
+
+def test_nan_samples_give_nan_quality_figures_and_leave_the_divergence_to_the_watchdog(quality_classifier):
+    import math
+
+    from hat_ebm_tf.training.callbacks import QualityEvaluation
+    from tests.helpers import tiny_model
+
+    import keras
+
+    model = tiny_model()
+    # No moving averages, which would swap the finite weights back in for the evaluation.
+    model.compile(hat_optimizer=keras.optimizers.Adam(1e-3), generator_optimizer=keras.optimizers.Adam(1e-3))
+    kernel = model.hat.weights[0]
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))  # NaN energies, so NaN Langevin samples
+    evaluation = QualityEvaluation(every=1, num=4, seed=0, batch_size=4)
+    evaluation.set_model(model)
+    evaluation.on_train_batch_end(0)  # step 0: an evaluation step
+    logs = {}
+    evaluation.on_epoch_end(0, logs)
+    assert set(logs) == {"quality_confidence", "quality_fd", "quality_kid"}
+    assert all(math.isnan(value) for value in logs.values())

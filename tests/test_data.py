@@ -174,6 +174,14 @@ def test_uint8_conversions_roundtrip():
     np.testing.assert_array_equal(model_range_to_uint8(floats), pixels)
 
 
+def test_uint8_conversion_clips_out_of_range_values_and_refuses_nan():
+    values = np.array([-np.inf, -1.5, -1.0, 0.0, 1.0, 1.5, np.inf], np.float32).reshape(1, 7, 1, 1)
+    assert model_range_to_uint8(values).ravel().tolist() == [0, 0, 0, 128, 255, 255, 255]
+    values[0, 3] = np.nan
+    with pytest.raises(ValueError, match="1 of 7 image values are NaN"):
+        model_range_to_uint8(values)
+
+
 def test_array_dataset_repeats_and_drops_remainder():
     images = np.zeros((10, 4, 4, 1), "float32")
     assert all(b.shape == (4, 4, 4, 1) for b in array_dataset(images, 4, training=True).take(5))

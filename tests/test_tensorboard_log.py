@@ -63,18 +63,21 @@ def test_a_run_killed_between_checkpoints_resumes_with_each_step_logged_once(tmp
             np.testing.assert_array_equal(after[key][step][0], values[0], err_msg=f"{key} at step {step}")
 
 
-def test_a_rollback_drops_the_diverged_steps_from_tensorboard(tmp_path):
+def test_a_rollback_drops_the_diverged_steps_from_tensorboard(tmp_path, caplog):
     from hat_ebm_tf.errors import TrainingDiverged
 
     # From step 2 on the learning rate is 1e30: both tries diverge after the checkpoint of step 2.
     values = tiny_digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]])
     values["training"].update(tensorboard_every=1, on_divergence="rollback", max_rollbacks=1)
-    with pytest.raises(TrainingDiverged):
+    with caplog.at_level("WARNING", logger="hat_ebm_tf.training"), pytest.raises(TrainingDiverged):
         run_training(parse_config(values), tmp_path / "run", verbose=0)
     found = logged(tmp_path / "run" / "tensorboard")
     assert_each_step_once(found)
     batch = [steps for (_, tag), steps in found.items() if tag.startswith("batch_")]
     assert batch and all(sorted(steps)[:3] == [1, 2, 3] for steps in batch)
+    # Each try diverges at step 4, whose samples are NaN: no grid of them (once a grid of garbage pixels), a warning.
+    assert sorted(found[(".", "samples")]) == [1, 2, 3]
+    assert caplog.messages.count("SampleGrid: the samples at step 4 hold NaN; no grid written") == 2
 
 
 def _write(directory, steps):

@@ -119,7 +119,8 @@ def long_run(
         energies.append(energy.numpy())
         saturation.append(tf.reduce_mean(tf.cast(tf.abs(images) > 1.0, tf.float32), axis=[1, 2, 3]).numpy())
         if record_steps[-1] in keep:
-            strips.append(model_range_to_uint8(images[:strip_chains]))
+            # A diverged chain's NaN pixels are drawn black; its energies (NaN) say that it diverged.
+            strips.append(model_range_to_uint8(np.nan_to_num(images[:strip_chains].numpy(), nan=-1.0)))
 
     record(images, model.energy(images))
     done = 0

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
@@ -17,6 +18,8 @@ from hat_ebm_tf.data import model_range_to_uint8, uint8_to_model_range
 from hat_ebm_tf.errors import TrainingDiverged  # noqa: F401 - raised by hat_ebm_tf.training.train, imported from here
 from hat_ebm_tf.evaluation.digits_quality import digits_classifier, quality_report
 from hat_ebm_tf.training.plots import image_grid
+
+log = logging.getLogger("hat_ebm_tf.training")
 
 
 def as_float(value):
@@ -192,7 +195,12 @@ class SampleGrid(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
         if step % self.every == 0:
-            grid = image_grid(model_range_to_uint8(self.model.sample(self.num, seed=self.seed)))
+            samples = self.model.sample(self.num, seed=self.seed).numpy()
+            if np.isnan(samples).any():
+                # A diverged step: no grid. The divergence watchdog (DivergenceWatchdog) names it and acts.
+                log.warning("SampleGrid: the samples at step %d hold NaN; no grid written", step)
+                return
+            grid = image_grid(model_range_to_uint8(samples))
             with self.writer.as_default():
                 tf.summary.image("samples", grid[None], step=step)
             self.writer.flush()
@@ -249,8 +257,13 @@ class QualityEvaluation(keras.callbacks.Callback):
             return
         with moving_average_weights(self.model):
             samples = self.model.sample(self.num, seed=self.seed, batch_size=self.batch_size, config=self.sampler)
-        report = quality_report(uint8_to_model_range(model_range_to_uint8(samples)))
-        self.figures = {key: report[name] for key, name in self.FIGURES}
+        samples = samples.numpy()
+        if np.isnan(samples).any():
+            # A diverged step: NaN figures; the divergence watchdog (DivergenceWatchdog) names it and acts.
+            self.figures = {key: math.nan for key, _ in self.FIGURES}
+        else:
+            report = quality_report(uint8_to_model_range(model_range_to_uint8(samples)))
+            self.figures = {key: report[name] for key, name in self.FIGURES}
         if self.writer is not None:
             with self.writer.as_default():
                 for key, value in self.figures.items():
