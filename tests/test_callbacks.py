@@ -82,10 +82,10 @@ def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
 def test_nan_samples_give_nan_quality_figures_and_leave_the_divergence_to_the_watchdog(quality_classifier):
     import math
 
+    import keras
+
     from hat_ebm_tf.training.callbacks import QualityEvaluation
     from tests.helpers import tiny_model
-
-    import keras
 
     model = tiny_model()
     # No moving averages, which would swap the finite weights back in for the evaluation.
