@@ -61,15 +61,17 @@ def test_sample_is_the_same_for_a_seed_in_any_batch_split(exported):
     in_process = exported.model.sample_with_seeds(np.stack([np.zeros_like(seeds), seeds], axis=1))
     # The sampler's randomness is a function of each row's seed alone (integer
     # hashing, exact). What remains is float round-off of the same arithmetic
-    # run at another batch size, ≤ 1 ulp per draw, not amplified over the
-    # 3-step chains: Eigen evaluates log/sin/cos (Box-Muller) in SIMD packets
-    # except for a tensor's last elements, which it evaluates in scalar code,
-    # and the joint modes' latent gradient passes a matmul whose blocking
-    # depends on the batch size. A wrong seeding would differ by O(1).
+    # run at another batch size: Eigen evaluates log/sin/cos (Box-Muller) in
+    # SIMD packets except for a tensor's last elements, and the matmuls' and
+    # oneDNN convs' blocking depends on the batch size and on the CPU. The
+    # chain's gradient steps amplify that round-off: 4e-7 at most on an AMD
+    # EPYC (AVX2), 1.9e-5 on a CI host. A wrong seeding moves a row by O(1):
+    # here distinct seeds differ by 0.4 or more, 400x the tolerance.
     for other in (parts, reverse, in_process):
-        np.testing.assert_allclose(other, whole, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(other, whole, rtol=0, atol=1e-3)
     np.testing.assert_array_equal(whole[4], whole[5])  # seed 7 twice in one batch
-    assert np.abs(whole[0] - whole[1]).max() > 1e-2
+    distinct = [(i, j) for i in range(len(seeds)) for j in range(i) if seeds[i] != seeds[j]]
+    assert min(np.abs(whole[i] - whole[j]).max() for i, j in distinct) > 0.1
 
 
 # ----------------------------------------------------------- in-graph checks
