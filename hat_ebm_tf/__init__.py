@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Autoencoder": "hat_ebm_tf.autoencoder",
     "DownBlock": "hat_ebm_tf.layers",
+    "FusedAdam": "hat_ebm_tf.optimizers",
     "SphereProjection": "hat_ebm_tf.layers",
     "UpBlock": "hat_ebm_tf.layers",
     "MODES": "hat_ebm_tf.model",
@@ -37,8 +38,9 @@ __all__ = sorted([*_EXPORTS, "register_keras_classes"])
 
 
 def register_keras_classes():
-    """Import every module that registers serializable Keras classes (layers, networks, models)."""
-    for module in ("hat_ebm_tf.networks", "hat_ebm_tf.autoencoder"):  # these import layers and model
+    """Import every module that registers serializable Keras classes (layers, networks, models, optimizers)."""
+    # networks and autoencoder import layers and model.
+    for module in ("hat_ebm_tf.networks", "hat_ebm_tf.autoencoder", "hat_ebm_tf.optimizers"):
         importlib.import_module(module)
 
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import yaml
@@ -18,6 +17,7 @@ from hat_ebm_tf.cli.main import main
 from hat_ebm_tf.data import DataSource, distributed_dataset, image_dataset, load_digits, model_range_to_uint8
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
+from hat_ebm_tf.optimizers import FusedAdam
 from hat_ebm_tf.sampler import LangevinConfig
 from hat_ebm_tf.training.config import CONFIG_DIR
 
@@ -37,7 +37,7 @@ JOINT_SAMPLER = LangevinConfig(
 
 
 def tiny_model(mode="synthesis", sampler=None, bank_size=32, seed=0, **kwargs):
-    """A compiled 16×16×1 HatEBM with width-8 networks and a 4-d latent."""
+    """A compiled 16×16×1 HatEBM with width-8 networks and a 4-d latent (``FusedAdam``, as training builds)."""
     sampler = sampler or (TINY_SAMPLER if mode == "synthesis" else JOINT_SAMPLER)
     model = HatEBM(
         HatNetwork(16, 8, 1),
@@ -49,14 +49,14 @@ def tiny_model(mode="synthesis", sampler=None, bank_size=32, seed=0, **kwargs):
         **kwargs,
     )
     model.compile(
-        hat_optimizer=keras.optimizers.Adam(1e-3, use_ema=True, ema_momentum=0.9),
-        generator_optimizer=keras.optimizers.Adam(1e-3) if mode == "synthesis" else None,
+        hat_optimizer=FusedAdam(1e-3, use_ema=True, ema_momentum=0.9),
+        generator_optimizer=FusedAdam(1e-3) if mode == "synthesis" else None,
     )
     return model
 
 
 def tiny_autoencoder(latent_noise=0.02, seed=0, optimizer=None):
-    """A compiled 16×16×1 ``Autoencoder`` of width 8 with an 8×8×1 latent grid (default optimizer: Adam 3e-3)."""
+    """A compiled 16×16×1 ``Autoencoder`` of width 8 with an 8×8×1 latent grid (default: ``FusedAdam`` 3e-3)."""
     model = Autoencoder(
         RetrofitEncoder(width=8, channels=1, image_size=16),
         RetrofitDecoder(width=8, channels=1, latent_shape=(8, 8, 1)),
@@ -64,7 +64,7 @@ def tiny_autoencoder(latent_noise=0.02, seed=0, optimizer=None):
         loss_factor=1000.0,
         seed=seed,
     )
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(3e-3))
+    model.compile(optimizer=optimizer or FusedAdam(3e-3))
     return model
 
 

@@ -45,6 +45,7 @@ from hat_ebm_tf.errors import RunDirError, TrainingInterrupted
 from hat_ebm_tf.evaluation.digits_quality import GENERATOR_ROW, quality_report, quality_table
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
+from hat_ebm_tf.optimizers import FusedAdam
 from hat_ebm_tf.reference import decoder_from_reference, generator_from_reference
 from hat_ebm_tf.training.callbacks import (
     CheckpointEveryEpoch,
@@ -104,7 +105,7 @@ def build_model(config, pretrained=True):
             config.networks.generator_width, config.data.channels, image_size=config.data.image_size
         )
         model = Autoencoder(encoder, generator, train.data_epsilon, train.gen_loss_factor, seed=config.seed)
-        model.compile(optimizer=keras.optimizers.Adam(hat_lr))
+        model.compile(optimizer=FusedAdam(hat_lr))
         return model
     model = HatEBM(
         hat=hat,
@@ -120,10 +121,8 @@ def build_model(config, pretrained=True):
     )
     ema = {"use_ema": True, "ema_momentum": train.ema_momentum} if train.ema_momentum else {}
     model.compile(
-        hat_optimizer=keras.optimizers.Adam(hat_lr, beta_1=0.9, beta_2=0.999, **ema),
-        generator_optimizer=keras.optimizers.Adam(gen_lr, beta_1=0.9, beta_2=0.999)
-        if config.mode == "synthesis"
-        else None,
+        hat_optimizer=FusedAdam(hat_lr, beta_1=0.9, beta_2=0.999, **ema),
+        generator_optimizer=FusedAdam(gen_lr, beta_1=0.9, beta_2=0.999) if config.mode == "synthesis" else None,
     )
     return model
 
