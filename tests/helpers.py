@@ -157,6 +157,15 @@ def train_in_subprocess(root, run_dir, *flags, hook=()):
     return subprocess.run([*command, *args], cwd=root, env=_env(), capture_output=True, text=True, timeout=900)
 
 
+def train_in_process(root, run_dir, *flags):
+    """``hat-ebm train`` of ``root/c.yaml`` into ``root/run_dir`` through ``main()``, in this process.
+
+    For the runs that need no fresh process: an uninterrupted run, or the
+    resume after a killed one (a killed run itself needs its own process).
+    """
+    main(["train", "--config", str(root / "c.yaml"), "--run-dir", str(root / run_dir), *map(str, flags)])
+
+
 def cli_fails(capsys, *argv, code, match):
     """``hat-ebm ARGV`` in this process must exit with ``code``, its last stderr line naming the problem."""
     with pytest.raises(SystemExit) as info:

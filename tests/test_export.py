@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from hat_ebm_tf.cli.main import main
 from hat_ebm_tf.data import model_range_to_uint8
 from hat_ebm_tf.sampler import LangevinConfig
 from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE
@@ -21,7 +22,6 @@ from tests.helpers import (
     HAT_EBM,
     call_signature,
     finish_process,
-    hat_ebm,
     sklearn_ood_metrics,
     start_process,
     start_without_hat_ebm_tf,
@@ -75,17 +75,18 @@ def test_standalone_client_without_hat_ebm_tf_matches_the_in_process_model(expor
 
 
 # ------------------------------------------------------------------ hat-ebm ood
-def test_ood_command_reports_the_metrics_of_the_savedmodel_score(exported, tmp_path):
+def test_ood_command_reports_the_metrics_of_the_savedmodel_score(exported, tmp_path, capsys):
     inside, outside = tiny_images(40, seed=2), np.random.default_rng(3).uniform(-1, 1, (30, 16, 16, 1))
     outside = np.clip(outside * 0.2 + 0.7, -1, 1).astype(np.float32)
     np.savez(tmp_path / "in.npz", images=model_range_to_uint8(inside))
     np.save(tmp_path / "out.npy", outside)
-    result = hat_ebm(
-        "ood", "--model", exported.version.parent, "--in", "in.npz", "--out", "out.npy", "--out", "in.npz",
-        "--json", "report.json", cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "AUROC" in result.stdout and "FPR@95%TPR" in result.stdout and "out.npy" in result.stdout
+    # In this process: tests/test_ood_calibration.py runs the installed `hat-ebm ood`.
+    main([
+        "ood", "--model", str(exported.version.parent), "--in", str(tmp_path / "in.npz"),
+        "--out", str(tmp_path / "out.npy"), "--out", str(tmp_path / "in.npz"), "--json", str(tmp_path / "report.json"),
+    ])  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert "AUROC" in stdout and "FPR@95%TPR" in stdout and "out.npy" in stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["model"] == str(exported.version) and report["in"]["num"] == 40
     expected = sklearn_ood_metrics(exported.model.energy(inside), exported.model.energy(outside))
