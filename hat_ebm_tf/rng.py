@@ -62,27 +62,38 @@ def _mix(x):
 
 def _combine(key, value):
     """Fold ``value`` into ``key`` (both uint32, broadcastable)."""
-    return _mix(tf.bitwise.bitwise_xor(key, _mix(value + tf.constant(0x9E3779B9, tf.uint32))))
+    return _mix(tf.bitwise.bitwise_xor(key, _premix(value)))
+
+
+def _premix(value):
+    """The hash of ``value`` that ``_combine`` folds in (uint32)."""
+    return _mix(value + tf.constant(0x9E3779B9, tf.uint32))
 
 
 def _words(x):
-    """int64 → (low, high) uint32 words."""
-    x = tf.cast(x, tf.int64)
+    """int64 ``[..., n]`` → uint32 ``[..., 2n]``: each value's (low, high) words, in that order."""
     low = tf.cast(tf.bitwise.bitwise_and(x, 0xFFFFFFFF), tf.uint32)
     high = tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(x, 32), 0xFFFFFFFF), tf.uint32)
-    return low, high
+    return tf.reshape(tf.stack([low, high], axis=-1), [-1, 2 * x.shape[-1]])
 
 
 def row_keys(seeds, stream):
     """One uint32 key per row from ``seeds`` ``[B, 2]`` (int) and a stream id (int64 scalar).
 
+    The key folds six words into 0 with ``_combine``, in order: the low and
+    high words of ``seeds[:, 0]``, of ``seeds[:, 1]`` and of ``stream``. The
+    words' own hashes (``_premix``) do not depend on the key, so they are
+    computed for all six at once; only the folds are a chain.
+
     Returns:
         ``[B, 1]`` uint32.
     """
     seeds = tf.cast(seeds, tf.int64)
-    key = tf.zeros_like(seeds[:, 0], dtype=tf.uint32)
-    for word in (*_words(seeds[:, 0]), *_words(seeds[:, 1]), *_words(stream)):
-        key = _combine(key, word)
+    streams = tf.fill(tf.shape(seeds[:, :1]), tf.cast(stream, tf.int64))
+    hashed = _premix(_words(tf.concat([seeds, streams], axis=1)))  # [B, 6]
+    key = _mix(hashed[:, 0])  # the first fold, into a key of 0
+    for i in range(1, 6):
+        key = _mix(tf.bitwise.bitwise_xor(key, hashed[:, i]))
     return key[:, None]
 
 

@@ -32,6 +32,17 @@ def test_both_words_of_a_seed_and_all_64_bits_of_a_word_key_the_row():
     assert len(set(streams)) == 4
 
 
+def test_the_keys_and_draws_of_a_seed_stay_the_same():
+    """Pinned values: a served model's draws for a seed must not change with the package version."""
+    keys = rng.row_keys(SEEDS, tf.constant(-3, tf.int64)).numpy().ravel().tolist()
+    assert keys == [3801972253, 2672130384, 1208633000, 2527560131, 1686300870, 1188811697]
+    assert rng.row_keys(SEEDS[4:5], tf.constant(2**33 + 1, tf.int64)).numpy().item() == 643439740
+    np.testing.assert_array_equal(
+        rng.stateless_row_normal(SEEDS[4:5], 11, (3,)),
+        np.float32([[-0.5919044613838196, 0.3399461507797241, -1.5340642929077148]]),
+    )
+
+
 def test_uniforms_and_normals_follow_their_laws():
     seeds = np.stack([np.zeros(64, np.int64), np.arange(64)], axis=1)
     uniforms = rng.stateless_row_uniform(seeds, 0, 1000).numpy().ravel()
