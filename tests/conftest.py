@@ -30,6 +30,27 @@ import yaml  # noqa: E402
 
 from tests.helpers import FIXTURES, hat_ebm, tiny_digits_config, tiny_model  # noqa: E402
 
+# The longest test files, in the order they start (measured with --durations=0).
+# `--dist loadfile` hands each free worker the next file in collection order, so
+# a long file that comes last alphabetically (test_train) used to run alone at
+# the end while the other worker sat idle: longest first balances the two.
+# test_main comes second because it builds the session's tiny run, which
+# test_cli, test_export and test_longrun read later instead of waiting on it.
+LONGEST_FIRST = (
+    "test_benchmarks.py",
+    "test_main.py",
+    "test_train.py",
+    "test_distribute.py",
+    "test_mala.py",
+    "test_signatures.py",
+    "test_model.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable: the rest keep their order
+
 
 @pytest.fixture
 def digits16():
