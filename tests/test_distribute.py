@@ -50,13 +50,18 @@ def _train_autoencoder(strategy, digits, weights=None):
 
 
 def test_autoencoder_noise_is_the_same_on_one_or_two_replicas(digits16):
+    keras.utils.set_random_seed(0)  # the initial weights; otherwise whatever earlier tests left in the global RNG
     weights = _train_autoencoder(tf.distribute.get_strategy(), digits16[:16]).get_weights()
     single = _train_autoencoder(tf.distribute.get_strategy(), digits16[:16], weights)
     mirrored = _train_autoencoder(mirrored_strategy(["/cpu:0", "/cpu:1"]), digits16[:16], weights)
-    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(weights, single.get_weights(), strict=True))
-    assert moved > 1e-4  # the two steps trained
-    for a, b in zip(single.get_weights(), mirrored.get_weights(), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    moved = [np.abs(a - b).max() for a, b in zip(weights, single.get_weights(), strict=True)]
+    assert max(moved) > 1e-4  # the two steps trained
+    # Another replica's noise would move the weights elsewhere, by as much as
+    # they moved. What remains is round-off of the all-reduced gradients and
+    # batch statistics (loss factor 1000): about 1e-7 here, and once, from
+    # other initial weights, 1.1e-5 in a kernel that moved about 1e-3.
+    for a, b, step in zip(single.get_weights(), mirrored.get_weights(), moved, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=0.05 * step + 1e-6)
 
 
 def test_an_in_memory_dataset_gives_the_same_batches_under_a_strategy():
