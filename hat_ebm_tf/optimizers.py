@@ -31,9 +31,10 @@ class FusedAdam(keras.optimizers.Adam):
     scaling stay Keras's. AMSGrad and sparse gradients (``tf.IndexedSlices``)
     take Keras's own update.
 
-    One kernel per variable instead of about fifteen ops: a tiny Hat EBM's
-    first ``fit`` step traces about 30 % faster, and its steps run about 20 %
-    faster on a CPU (``hat-ebm bench``'s ``train`` section times full-size steps).
+    One kernel per variable instead of about fifteen ops makes a smaller graph:
+    a tiny Hat EBM's first ``fit`` step (tracing, then one step) takes about
+    25 % less time. At full size a training step's time is the sampler's
+    (``hat-ebm bench``'s ``train`` section).
     """
 
     def update_step(self, gradient, variable, learning_rate):
