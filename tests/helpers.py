@@ -1,5 +1,7 @@
 """Helpers shared by the tests: tiny models and configs, the reference fixtures, `hat-ebm`, subprocesses, exports."""
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -166,6 +168,19 @@ def train_in_process(root, run_dir, *flags):
     fresh processes). A killed run itself needs its own process.
     """
     main(["train", "--config", str(root / "c.yaml"), "--run-dir", str(root / run_dir), *map(str, flags)])
+
+
+def main_in(cwd, *argv):
+    """``hat-ebm ARGV`` through ``main()`` in this process, run from ``cwd``; its standard output.
+
+    For commands that another test already runs as the installed script in a
+    fresh process (where a module that only the tests import cannot hide a
+    missing import). A failure raises the command's ``SystemExit``.
+    """
+    out = io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out):
+        main([str(a) for a in argv])
+    return out.getvalue()
 
 
 def cli_fails(capsys, *argv, code, match):

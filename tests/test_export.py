@@ -1,7 +1,9 @@
 """An export end to end: used without hat_ebm_tf, scored by `hat-ebm ood`, serving the run's own sampler.
 
-Real SavedModels and real subprocesses (`hat-ebm`, a fresh Python). The
-signatures are in tests/test_signatures.py, the layout in tests/test_savedmodel.py.
+Real SavedModels, loaded in this process and in a fresh Python without the
+package; `hat-ebm` through its ``main()`` (the installed script runs in the
+``exported`` fixture and in tests/test_cli.py). The signatures are in
+tests/test_signatures.py, the layout in tests/test_savedmodel.py.
 """
 
 import dataclasses
@@ -19,11 +21,10 @@ from hat_ebm_tf.data import model_range_to_uint8
 from hat_ebm_tf.sampler import LangevinConfig
 from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE
 from tests.helpers import (
-    HAT_EBM,
     call_signature,
     finish_process,
+    main_in,
     sklearn_ood_metrics,
-    start_process,
     start_without_hat_ebm_tf,
     tiny_images,
 )
@@ -112,8 +113,8 @@ def served_run(tiny_run):
         "flags": ("export", "run", "--base-path", "served_flags", "--name", "run", *EXPORT_FLAGS),
         "sample": ("sample", "run", "--num", NUM_SERVED, "--seed", 0, "--out", "served_samples.npz"),
     }
-    processes = {key: start_process(HAT_EBM, *command, cwd=root) for key, command in commands.items()}
-    stdout = {key: finish_process(process) for key, process in processes.items()}
+    # In this process: the installed script exports in the `exported` fixture and samples in tests/test_cli.py.
+    stdout = {key: main_in(root, *command) for key, command in commands.items()}
     evaluation = LangevinConfig.from_dict(
         yaml.safe_load((root / "run" / "config.yaml").read_text())["evaluation"]["sampler"]
     )

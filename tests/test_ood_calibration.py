@@ -16,7 +16,15 @@ from hat_ebm_tf.data import DataSource, model_range_to_uint8, read_source
 from hat_ebm_tf.evaluation.ood_calibration import CalibrationModule, calibrate, conformal_rank, images_sha256
 from hat_ebm_tf.serving.savedmodel import export_model
 from hat_ebm_tf.serving.scoring import load_scorer
-from tests.helpers import HAT_EBM, SUITE_SETS, finish_process, start_process, start_without_hat_ebm_tf, tiny_model
+from tests.helpers import (
+    HAT_EBM,
+    SUITE_SETS,
+    finish_process,
+    main_in,
+    start_process,
+    start_without_hat_ebm_tf,
+    tiny_model,
+)
 
 
 def _brute_p_values(calibration_scores, scores):
@@ -69,7 +77,7 @@ def calibrated(tmp_path_factory):
     model = tiny_model()
     model.save(root / "tiny.keras")
     export = ("export", "tiny.keras", "--base-path", "serving", "--name", "tiny", "--calibrate", "digits")
-    stdout = finish_process(start_process(HAT_EBM, *export, cwd=root))
+    stdout = main_in(root, *export)  # in this process: the `exported` fixture runs the installed `hat-ebm export`
     test_digits = read_source(DataSource("digits", split="test"))
     np.savez(root / "extra.npz", images=model_range_to_uint8(test_digits[:50]))
     report = ("ood", "--model", "serving/tiny", "--suite", "digits", "--out", "extra.npz", "--report-dir", "report")
