@@ -7,6 +7,9 @@ or AMX; elsewhere oneDNN emulates it, slower than float32, so ``auto`` keeps
 float32 there.
 """
 
+import contextlib
+
+import keras
 import tensorflow as tf
 
 # /proc/cpuinfo flags with which a CPU computes bfloat16 natively.
@@ -72,3 +75,22 @@ def resolve_policy(choice="auto"):
     if choice not in POLICY_CHOICES:
         raise ValueError(f"mixed precision {choice!r}: expected one of {list(POLICY_CHOICES)}")
     return native_policy()[0] if choice == "auto" else choice
+
+
+@contextlib.contextmanager
+def global_policy(name):
+    """Keras's global dtype policy set to ``name`` inside the block, and the caller's restored after it.
+
+    Networks built inside take the policy (``HatNetwork`` and the others
+    default to it); a training run sets its config's policy this way, so that
+    it neither inherits the caller's nor leaves its own behind.
+
+    Args:
+        name: ``float32``, ``mixed_bfloat16`` or ``mixed_float16``.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

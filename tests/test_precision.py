@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
-from hat_ebm_tf.precision import cpu_info, native_policy, resolve_policy
+from hat_ebm_tf.precision import cpu_info, global_policy, native_policy, resolve_policy
 
 NO_GPU = not tf.config.list_physical_devices("GPU")
 
@@ -65,3 +65,14 @@ def test_a_mixed_network_computes_every_layer_in_bfloat16(make, tmp_path):
     net.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.dtype_policy.name == "mixed_bfloat16" and loaded.blocks[0].conv_1.compute_dtype == "bfloat16"
+
+
+def test_global_policy_is_the_runs_inside_and_the_callers_after_even_on_an_error():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with pytest.raises(RuntimeError, match="inside"), global_policy("mixed_bfloat16"):
+            assert HatNetwork(16, 8, 1).compute_dtype == "bfloat16"
+            raise RuntimeError("inside")
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

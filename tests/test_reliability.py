@@ -12,6 +12,7 @@ import fcntl
 import json
 import re
 
+import keras
 import numpy as np
 import pytest
 import yaml
@@ -71,9 +72,11 @@ def test_a_failed_start_writes_nothing(tmp_path):
     np.savez(tmp_path / "one.npz", images=np.zeros((1, 16, 16, 1), np.uint8))
     values = array_config(tmp_path, steps=2, steps_per_epoch=2)
     values["data"]["source"] = str(tmp_path / "one.npz")
+    values["training"]["mixed_precision"] = "mixed_bfloat16"  # the run's policy, not left to its caller
     with pytest.raises(DataError, match="holds 1 images; a batch needs 4"):  # the Python API's rule too
         run_training(parse_config(values), tmp_path / "run", verbose=0)
     assert not (tmp_path / "run").exists()
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_resume_skips_a_damaged_checkpoint_and_stale_temporaries(tmp_path, caplog):

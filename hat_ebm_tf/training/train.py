@@ -46,6 +46,7 @@ from hat_ebm_tf.evaluation.digits_quality import GENERATOR_ROW, quality_report, 
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.optimizers import FusedAdam
+from hat_ebm_tf.precision import global_policy
 from hat_ebm_tf.reference import decoder_from_reference, generator_from_reference
 from hat_ebm_tf.training.callbacks import (
     CheckpointEveryEpoch,
@@ -245,10 +246,14 @@ def run_training(config, run_dir, verbose=1):
             current step was written (or, after a divergence, the last good
             one kept), and the same call resumes.
     """
-    run_dir = Path(run_dir)
+    # The config's policy for this run's networks (null: float32), whatever the caller's, which is kept.
+    with global_policy(config.training.mixed_precision or "float32"):
+        return _run(config, Path(run_dir), verbose)
+
+
+def _run(config, run_dir, verbose):
+    """``run_training``'s body, under the run's dtype policy."""
     train = config.training
-    if train.mixed_precision:
-        keras.mixed_precision.set_global_policy(train.mixed_precision)
     strategy = make_strategy(train.strategy, tpu=train.tpu)
     out_dir, chief = _worker_dir(run_dir, strategy)
     if chief:
