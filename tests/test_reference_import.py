@@ -41,8 +41,14 @@ def test_import_reference_cli_names_mismatches(tmp_path, fixtures, capsys):
     cli_fails(
         capsys,
         *_imports(spec, "--mode", "synthesis", "--image-size", 64, "--run-dir", tmp_path / "run"),
-        code=1,
+        code=2,  # a flag's value (ConfigError), as every other mismatch of a flag
         match="--image-size 64: the hat network checkpoint is for 32×32",
+    )
+    cli_fails(
+        capsys,
+        *_imports(spec, "--mode", "retrofit", "--image-size", 32, "--run-dir", tmp_path / "run"),
+        code=2,
+        match="--mode retrofit needs --decoder",
     )
     swapped = {"ebm": spec["gen"], "gen": spec["gen"]}
     cli_fails(

@@ -9,7 +9,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from hat_ebm_tf.errors import RunDirError
+from hat_ebm_tf.errors import ConfigError, RunDirError
 from hat_ebm_tf.training.outputs import check_writable_dir
 from hat_ebm_tf.training.run_dir import RunDir
 
@@ -44,11 +44,11 @@ def check_import(run_dir, checkpoints, mode, overwrite):
     ``overwrite``) no earlier import.
 
     Raises:
-        ValueError: the mode and checkpoints disagree.
+        ConfigError: ``--mode`` does not match the checkpoints given.
         RunDirError: ``run_dir`` cannot take the import.
     """
     if (mode == "retrofit") != (checkpoints.decoder is not None):
-        raise ValueError(f"--mode {mode} needs --{'decoder' if mode == 'retrofit' else 'generator'}")
+        raise ConfigError(f"--mode {mode} needs --{'decoder' if mode == 'retrofit' else 'generator'}")
     run_dir = Path(run_dir)
     check_writable_dir(run_dir, "--run-dir")
     trained = [name for name in (RunDir.CONFIG, RunDir.CHECKPOINTS) if (run_dir / name).exists()]
@@ -79,6 +79,9 @@ def import_reference(run_dir, checkpoints, mode, image_size, sampler, out_factor
 
     Returns:
         dict: the import record written to ``imported.json``.
+
+    Raises:
+        ConfigError: ``image_size`` is not the checkpoints' (``--image-size``).
     """
     from hat_ebm_tf.model import HatEBM
     from hat_ebm_tf.reference import decoder_from_reference, generator_from_reference, hat_from_reference
@@ -91,7 +94,7 @@ def import_reference(run_dir, checkpoints, mode, image_size, sampler, out_factor
         generator = generator_from_reference(checkpoints.generator, out_factor)
     for name, net in (("hat network", hat), ("generator", generator)):
         if net.image_size != image_size:
-            raise ValueError(
+            raise ConfigError(
                 f"--image-size {image_size}: the {name} checkpoint is for {net.image_size}×{net.image_size}"
             )
     model = HatEBM(hat, generator, mode=mode, sampler=sampler, bank_size=bank_size)
