@@ -67,16 +67,19 @@ def _resume_equals_full(root, run_dir):
 
     hat_ebm_tf.register_keras_classes()
 
-    # The resume in a fresh process too: in a test worker that earlier tests
-    # used, a run once differed from a fresh process's by 1e-4 (relative) in
-    # 100 of 4096 kernel values after 6 steps, which this 1e-5 check refuses.
     resumed = train_in_subprocess(root, run_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     full = keras.saving.load_model(root / "full" / "model.keras")
     again = keras.saving.load_model(root / run_dir / "model.keras")
     assert int(again.optimizer.iterations.numpy()) == 6
+    # Round-off only. Idle, the runs agree bit for bit; under load, a run once
+    # differed from another process's by up to 4.5e-6 (1e-4 relative) after 6
+    # steps, and the same tests in one process gave bit-equal weights in one
+    # run and 6e-8 apart in the next: the order of some concurrent float work
+    # depends on timing. A resume that restarts the data (or the noise) moves
+    # weights by about the learning rate, 1e-3: a hundred times this bound.
     for a, b in zip(full.get_weights(), again.get_weights(), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(signal_runs):
