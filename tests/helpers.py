@@ -162,10 +162,9 @@ def train_in_subprocess(root, run_dir, *flags, hook=()):
 def train_in_process(root, run_dir, *flags):
     """``hat-ebm train`` of ``root/c.yaml`` into ``root/run_dir`` through ``main()``, in this process.
 
-    For runs that need no fresh process, and whose weights are not compared
-    with a fresh process's run: in a test worker, a run's rounding once
-    differed from a fresh process's (tests/test_train.py keeps its runs in
-    fresh processes). A killed run itself needs its own process.
+    For runs that need no fresh process (a killed run needs its own). Under
+    load, a run's round-off can differ from another run's (tests/test_train.py
+    says by how much), wherever each runs.
     """
     main(["train", "--config", str(root / "c.yaml"), "--run-dir", str(root / run_dir), *map(str, flags)])
 
