@@ -6,7 +6,6 @@ tests/conftest.py registers this plugin only in the processes that run tests
 
 import contextlib
 import fcntl
-import gc
 import json
 import os
 import shutil
@@ -28,22 +27,6 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from tests.helpers import FIXTURES, hat_ebm, tiny_digits_config, tiny_model  # noqa: E402
-
-
-def pytest_runtest_teardown(item, nextitem):
-    """Collect the garbage of each test file when it ends.
-
-    Objects in reference cycles (a failed ``fit``'s traceback holds its
-    frames, and so its ``tf.data`` iterator) otherwise die at whichever later
-    gen-2 collection comes, in another file's test. Destroying such an
-    iterator there blocked a worker for 10 to 33 s, using 1 s of CPU: gdb
-    showed the collection in the iterator's destructor, waiting for tf.data's
-    autotuning thread, which sleeps in intervals that grow up to 60 s. Seen in
-    three of three full runs, at different tests. With a collection at each
-    file's end (0.5 to 0.9 s each), no collection of the same files took over 1 s.
-    """
-    if nextitem is None or nextitem.module is not item.module:
-        gc.collect()
 
 
 @pytest.fixture
