@@ -25,8 +25,8 @@ from hat_ebm_tf.benchmarks.reference_rule import (
 )
 from hat_ebm_tf.networks import GENERATOR_TABLE, Generator, HatNetwork, RetrofitDecoder
 from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_seeds
+from tests.helpers import main_in
 
-REPO = Path(__file__).resolve().parents[1]
 HAT_EBM = Path(sys.executable).parent / "hat-ebm"
 FLAGS = ("--image-size", "--width", "--batch", "--steps", "--repeats", "--warmup", "--out", "--sections")
 FLAGS += ("--mixed-precision", "--tiny")
@@ -48,17 +48,15 @@ def positive(value):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "b.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "hat_ebm_tf.benchmarks", "--tiny", "--out", str(out)],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout, json.loads(out.read_text())
+    """``(table, JSON document)`` of ``hat-ebm bench --tiny``, run in this process.
+
+    The memory section still starts its own processes; ``python -m
+    hat_ebm_tf.benchmarks`` and the installed ``hat-ebm bench`` start fresh in
+    the ``--help`` tests below.
+    """
+    root = tmp_path_factory.mktemp("bench")
+    table = main_in(root, "bench", "--tiny", "--out", "b.json")
+    return table, json.loads((root / "b.json").read_text())
 
 
 def test_table_has_every_section_and_says_how_many_repeats(tiny_run):
@@ -165,6 +163,26 @@ def test_hat_ebm_bench_help_lists_the_flags(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for flag in FLAGS:
         assert flag in result.stdout, flag
+
+
+def test_module_help_lists_the_flags_without_importing_tensorflow(tmp_path):
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['hat_ebm_tf.benchmarks', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('hat_ebm_tf.benchmarks', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print('tensorflow imported:', 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "usage: python -m hat_ebm_tf.benchmarks" in result.stdout
+    for flag in FLAGS:
+        assert flag in result.stdout, flag
+    assert result.stdout.rstrip().endswith("tensorflow imported: False")
 
 
 def test_sections_flag_orders_and_rejects_names():

@@ -4,7 +4,6 @@ Targets are reported, not asserted: the run exits 0 when a target is missed,
 and non-zero only when a benchmark fails to run.
 """
 
-import argparse
 import dataclasses
 import datetime
 import json
@@ -19,7 +18,6 @@ import tensorflow as tf
 from tensorflow.python.util import _pywrap_util_port
 
 from hat_ebm_tf.benchmarks.common import Settings
-from hat_ebm_tf.benchmarks.flags import add_arguments
 from hat_ebm_tf.benchmarks.flops import flop_figures
 from hat_ebm_tf.benchmarks.memory import memory_figures
 from hat_ebm_tf.benchmarks.ops import op_profile
@@ -121,11 +119,3 @@ def run_benchmarks(args):
     out.write_text(json.dumps(document, indent=1) + "\n")
     print(format_table(settings, rows, remarks, document["machine"]), end="")
     print(f"\nwrote {out} ({document['duration_s']:.0f} s)")
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m hat_ebm_tf.benchmarks", description="Hat EBM benchmarks (the same flags as `hat-ebm bench`)."
-    )
-    add_arguments(parser)
-    run_benchmarks(parser.parse_args(argv))
