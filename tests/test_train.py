@@ -10,7 +10,14 @@ from PIL import Image
 
 from hat_ebm_tf.training.config import CONFIG_DIR, parse_config
 from hat_ebm_tf.training.train import run_training
-from tests.helpers import array_config, history_steps, latest_checkpoint, tiny_digits_config, train_in_subprocess
+from tests.helpers import (
+    array_config,
+    history_steps,
+    latest_checkpoint,
+    tiny_digits_config,
+    train_in_process,
+    train_in_subprocess,
+)
 
 
 def tiny_config(data):
@@ -55,8 +62,7 @@ def signal_runs(tmp_path_factory):
     """A directory holding ``c.yaml`` (6 steps, 2 an epoch) and its uninterrupted run ``full``."""
     root = tmp_path_factory.mktemp("signals")
     (root / "c.yaml").write_text(yaml.safe_dump(array_config(root, steps=6, steps_per_epoch=2)))
-    result = train_in_subprocess(root, "full")
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_in_process(root, "full")  # only the interrupted runs need a process of their own
     return root
 
 
@@ -67,8 +73,7 @@ def _resume_equals_full(root, run_dir):
 
     hat_ebm_tf.register_keras_classes()
 
-    resumed = train_in_subprocess(root, run_dir)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    train_in_process(root, run_dir)  # the resume
     full = keras.saving.load_model(root / "full" / "model.keras")
     again = keras.saving.load_model(root / run_dir / "model.keras")
     assert int(again.optimizer.iterations.numpy()) == 6
