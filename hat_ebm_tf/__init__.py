@@ -23,7 +23,7 @@ _EXPORTS = {
     "FusedAdam": "hat_ebm_tf.optimizers",
     "SphereProjection": "hat_ebm_tf.layers",
     "UpBlock": "hat_ebm_tf.layers",
-    "MODES": "hat_ebm_tf.model",
+    "MODES": "hat_ebm_tf.choices",
     "HatEBM": "hat_ebm_tf.model",
     "Generator": "hat_ebm_tf.networks",
     "HatNetwork": "hat_ebm_tf.networks",

@@ -2,14 +2,13 @@
 # (Hill et al., NeurIPS 2022, github.com/point0bar1/hat-ebm): uint8 → [-1, 1],
 # centre crop and antialiased resize, optional random resized crop and flip;
 # the data_epsilon noise is added in the training step. Independent code.
-"""Image sources (TFDS, folders, arrays, the embedded digits) and tf.data pipelines.
+"""Image sources (``hat_ebm_tf.sources``: TFDS, folders, arrays, the embedded digits) read into tf.data pipelines.
 
 Every pipeline yields image tensors only, ``[B, H, W, C]`` float32 in
 [-1, 1], never (image, label) tuples: Keras 3 under
 ``MultiWorkerMirroredStrategy`` needs single-tensor elements (keras #20585).
 """
 
-import dataclasses
 import os
 import zipfile
 from pathlib import Path
@@ -18,102 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from hat_ebm_tf.errors import DataError
+from hat_ebm_tf.sources import DIGITS_SPLITS
 from hat_ebm_tf.validation import check_image_array
 
-TFDS_BUILDERS = ("cifar10", "celeb_a", "imagenet2012", "svhn_cropped", "cifar100")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-KINDS = ("digits", "tfds", "folder", "array")
-# scikit-learn's 1797 digits: a fixed train split (the first 1000) and the held-out rest. The held-out digits
-# alternate between `calibration` (OOD calibration at export) and `test`, two disjoint halves of the same writers.
-DIGITS_TRAIN_SIZE = 1000
-DIGITS_SPLITS = {
-    "train": slice(0, DIGITS_TRAIN_SIZE),
-    "held_out": slice(DIGITS_TRAIN_SIZE, None),
-    "calibration": slice(DIGITS_TRAIN_SIZE, None, 2),
-    "test": slice(DIGITS_TRAIN_SIZE + 1, None, 2),
-    "all": slice(None),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSource:
-    """Where images come from, and how they are brought to the model's size.
-
-    Attributes:
-        kind: ``digits`` (scikit-learn's bundled 8×8 digits), ``tfds`` (a
-            TensorFlow Datasets builder), ``folder`` (PNG/JPEG files, searched
-            recursively) or ``array`` (``.npz``/``.npy``).
-        name: TFDS builder name (``tfds``) or path (``folder``, ``array``).
-        split: TFDS split, e.g. ``train`` or ``test``; for ``digits``, one of
-            ``DIGITS_SPLITS``: ``train`` (the first 1000), ``held_out`` (the
-            other 797), its halves ``calibration`` (399) and ``test`` (398),
-            or ``all``.
-        data_dir: TFDS data directory (default: TFDS's own). Never downloaded.
-        image_size: model height and width.
-        channels: model channels (1 or 3).
-        random_crop: ``(min_scale, max_scale, min_ratio, max_ratio)`` of a
-            random resized crop for training, or None for a centre crop.
-        flip: random horizontal flips for training.
-    """
-
-    kind: str = "digits"
-    name: str | None = None
-    split: str = "train"
-    data_dir: str | None = None
-    image_size: int = 16
-    channels: int = 1
-    random_crop: tuple[float, float, float, float] | None = None
-    flip: bool = False
-
-    def __post_init__(self):
-        if self.kind not in KINDS:
-            raise DataError(f"data source kind={self.kind!r}: expected one of {list(KINDS)}")
-        if self.kind == "tfds" and self.name not in TFDS_BUILDERS:
-            raise DataError(f"tfds builder name={self.name!r}: supported builders are {list(TFDS_BUILDERS)}")
-        if self.kind in ("folder", "array") and not self.name:
-            raise DataError(f"data source kind={self.kind!r} needs a path (name)")
-        if not isinstance(self.image_size, int) or self.image_size <= 0:
-            raise DataError(f"image_size={self.image_size!r} must be a positive integer")
-        if self.channels not in (1, 3):
-            raise DataError(f"channels={self.channels!r} must be 1 or 3")
-        if self.kind == "digits" and self.channels != 1:
-            raise DataError(f"channels={self.channels!r}: the digits are single-channel")
-        if self.kind == "digits" and self.split not in DIGITS_SPLITS:
-            raise DataError(f"digits split={self.split!r}: expected one of {list(DIGITS_SPLITS)}")
-        if self.random_crop is not None:
-            crop = tuple(float(v) for v in self.random_crop)
-            if len(crop) != 4 or not (0 < crop[0] <= crop[1] <= 1 and 0 < crop[2] <= crop[3]):
-                raise DataError(
-                    f"random_crop={self.random_crop!r} must be (min_scale, max_scale, min_ratio, max_ratio) "
-                    "with 0 < min_scale <= max_scale <= 1 and 0 < min_ratio <= max_ratio"
-                )
-            object.__setattr__(self, "random_crop", crop)
-
-
-def parse_source(spec, image_size, channels, data_dir=None, **options):
-    """A ``DataSource`` from a string, as given on the command line.
-
-    ``digits`` (the train split) or ``digits:SPLIT`` (``digits:held_out``,
-    ``digits:all``); ``tfds:NAME`` or ``tfds:NAME:SPLIT`` (e.g.
-    ``tfds:cifar10:test``, ``tfds:cifar10:test[:5000]``); a directory (``folder``); a ``.npz``/``.npy`` file
-    (``array``).
-    """
-    if spec == "digits" or spec.startswith("digits:"):
-        split = spec.partition(":")[2] or "train"
-        return DataSource("digits", split=split, image_size=image_size, channels=channels, **options)
-    if spec.startswith("tfds:"):
-        # At most two splits: a TFDS split may slice, e.g. tfds:cifar10:test[:5000].
-        parts = spec.split(":", 2)
-        split = parts[2] if len(parts) > 2 else "train"
-        return DataSource("tfds", parts[1], split, data_dir, image_size, channels, **options)
-    path = Path(spec)
-    if path.suffix in (".npz", ".npy"):
-        return DataSource("array", spec, image_size=image_size, channels=channels, **options)
-    if path.is_dir():
-        return DataSource("folder", spec, image_size=image_size, channels=channels, **options)
-    raise DataError(
-        f"data source {spec!r}: not 'digits[:SPLIT]', 'tfds:NAME[:SPLIT]', a .npz/.npy file or an existing directory"
-    )
 
 
 # ------------------------------------------------------------------ pixels

@@ -13,7 +13,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "cpu", "mirrored", "multi_worker", "tpu")
+from hat_ebm_tf.choices import STRATEGIES
 
 # Collective group keys reserved per MirroredStrategy; far more than the
 # groups one strategy creates (one per device set).

@@ -17,15 +17,13 @@ import functools
 import keras
 import tensorflow as tf
 
+from hat_ebm_tf.choices import MODES
 from hat_ebm_tf.distribute import all_gather, replica_info, scatter_rows
 from hat_ebm_tf.layers import PACKAGE
 from hat_ebm_tf.losses import generator_regression_loss, maximum_likelihood_loss
 from hat_ebm_tf.rng import SALT_BANK_LATENTS, SALT_DATA_NOISE, step_seed
 from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_normal, row_seeds
 from hat_ebm_tf.validation import check_images
-
-MODES = ("synthesis", "refine", "retrofit")
-
 
 # The samplers' row seeds: ``[B, 2]`` int64 for any batch size ``B``.
 _SEEDS = tf.TensorSpec([None, 2], tf.int64)

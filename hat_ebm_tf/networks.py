@@ -4,32 +4,15 @@
 # 2022, github.com/point0bar1/hat-ebm); the hat network and generator are the
 # SN-GAN discriminator/generator of Miyato et al. (2018, MIT licence) with
 # spectral normalisation removed. Independent Keras 3 implementation. Each
-# family is built from one width table; sub-layer names match the reference's
+# family is built from one width table (``hat_ebm_tf.choices``); sub-layer names match the reference's
 # checkpoint keys ("conv_1", "block2", ..., "lin_5").
 """Table-driven Keras networks of Hat EBM. Images are NHWC in [-1, 1]."""
 
 import keras
 from keras import ops
 
+from hat_ebm_tf.choices import GENERATOR_TABLE, HAT_TABLE
 from hat_ebm_tf.layers import PACKAGE, DownBlock, SphereProjection, UpBlock, batch_norm_layer, conv_layer
-
-# Hat network: one (width divisor, downsample) entry per residual block; the
-# first entry is the stem. Block i has width `width // divisor`.
-HAT_TABLE = {
-    16: ((1, True), (1, True), (1, False)),
-    32: ((1, True), (1, True), (1, False), (1, False)),
-    64: ((16, True), (8, True), (4, True), (2, True), (1, True)),
-    128: ((16, True), (8, True), (4, True), (2, True), (1, True), (1, False)),
-}
-
-# Generator: width divisor of each up-block after the 4×4 base (each doubles
-# the size). The dense layer outputs `width` channels at 4×4.
-GENERATOR_TABLE = {
-    16: (1, 1),
-    32: (1, 1, 1),
-    64: (2, 4, 8, 16),
-    128: (1, 2, 4, 8, 16),
-}
 
 # Retrofit decoder/encoder (32×32 images, latent [16, 16, 1]): (width divisor,
 # resample) per block; the first entry is the stem.

@@ -11,15 +11,9 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from hat_ebm_tf.choices import GENERATOR_TABLE, HAT_TABLE
 from hat_ebm_tf.errors import ModelFileError
-from hat_ebm_tf.networks import (
-    GENERATOR_TABLE,
-    HAT_TABLE,
-    Generator,
-    HatNetwork,
-    RetrofitDecoder,
-    RetrofitEncoder,
-)
+from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.sampler import LangevinConfig
 
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"

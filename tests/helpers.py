@@ -16,11 +16,12 @@ import yaml
 
 from hat_ebm_tf.autoencoder import Autoencoder
 from hat_ebm_tf.cli.main import main
-from hat_ebm_tf.data import DataSource, distributed_dataset, image_dataset, load_digits, model_range_to_uint8
+from hat_ebm_tf.data import distributed_dataset, image_dataset, load_digits, model_range_to_uint8
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.optimizers import FusedAdam
 from hat_ebm_tf.sampler import LangevinConfig
+from hat_ebm_tf.sources import DataSource
 from hat_ebm_tf.training.config import CONFIG_DIR
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,7 +23,8 @@ from hat_ebm_tf.benchmarks.reference_rule import (
     reference_langevin,
     reference_step_function,
 )
-from hat_ebm_tf.networks import GENERATOR_TABLE, Generator, HatNetwork, RetrofitDecoder
+from hat_ebm_tf.choices import GENERATOR_TABLE
+from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder
 from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_seeds
 from tests.helpers import main_in
 

@@ -5,19 +5,17 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from hat_ebm_tf.data import (
-    TFDS_BUILDERS,
     DataError,
-    DataSource,
     array_dataset,
     center_crop,
     distributed_dataset,
     image_dataset,
     load_digits,
     model_range_to_uint8,
-    parse_source,
     uint8_to_model_range,
 )
 from hat_ebm_tf.distribute import mirrored_strategy
+from hat_ebm_tf.sources import TFDS_BUILDERS, DataSource, parse_source
 
 
 def _first_batch(source, batch=4, training=True):
@@ -75,11 +73,6 @@ def test_tfds_builders_through_mock_data(name, size, channels, tmp_path):
         source = parse_source(f"tfds:{name}:train", size, channels, data_dir=str(tmp_path))
         _check(_first_batch(source), 4, size, channels)
         _check(_first_batch(source, batch=4, training=False), 4, size, channels)
-
-
-def test_a_tfds_split_may_slice():
-    source = parse_source("tfds:cifar10:test[:5000]", 32, 3)
-    assert (source.kind, source.name, source.split) == ("tfds", "cifar10", "test[:5000]")
 
 
 def test_unprepared_tfds_names_builder_directory_and_how(tmp_path):

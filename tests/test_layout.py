@@ -86,13 +86,18 @@ def test_shipped_configs_load_by_name_from_a_non_editable_install(wheel, tmp_pat
         "print(hat_ebm_tf.__file__)\n"
         "print(CONFIG_DIR)\n"
         "print(' '.join(load_config(name).name for name in sys.argv[1:]))\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
     )
     # From an empty folder, so that neither the checkout nor its training/ folder is on the path.
     work = tmp_path / "work"
     work.mkdir()
-    package, config_dir, loaded = _python(code, *SHIPPED, cwd=work, PYTHONPATH=str(site)).splitlines()[-3:]
+    lines = _python(code, *SHIPPED, cwd=work, PYTHONPATH=str(site)).splitlines()
+    package, config_dir, loaded, heavy = lines[-4:]
     assert Path(package).is_relative_to(site) and Path(config_dir) == site / "hat_ebm_tf" / "training" / "configs"
     assert loaded.split() == [load_config(name).name for name in SHIPPED]
+    # Configs validate before TensorFlow loads (hat_ebm_tf.choices, hat_ebm_tf.sources): `hat-ebm train` names a
+    # bad config at once.
+    assert heavy == "[]"
 
 
 def test_importing_serving_adds_no_keras_and_no_model_code(tmp_path):

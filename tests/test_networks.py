@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from hat_ebm_tf.networks import GENERATOR_TABLE, HAT_TABLE, Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
+from hat_ebm_tf.choices import GENERATOR_TABLE, HAT_TABLE
+from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 
 
 def _keras_roundtrip(net, x, tmp_path):

@@ -15,9 +15,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import hat_ebm_tf.cli.commands
+from hat_ebm_tf import errors
 
 # (error class name, exit code, kind) in the order they are matched; the
-# classes live in hat_ebm_tf.errors (imported late: it pulls in TensorFlow).
+# classes live in hat_ebm_tf.errors.
 # 2 is also argparse's code for a bad command line.
 EXIT_CODES = (
     ("TrainingInterrupted", None, "interrupted"),  # 128 + the signal: 130 (SIGINT), 143 (SIGTERM)
@@ -67,8 +68,6 @@ def _one_line(text):
 
 def describe_failure(err):
     """``(exit code, kind, message)`` of an exception a command raised, or None for a bug (a traceback)."""
-    from hat_ebm_tf import errors
-
     for name, code, kind in EXIT_CODES:
         if isinstance(err, getattr(errors, name)):
             return (128 + err.signum if code is None else code), kind, _one_line(err)

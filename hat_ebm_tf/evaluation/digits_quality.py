@@ -41,9 +41,10 @@ import numpy as np
 import tensorflow as tf
 from threadpoolctl import threadpool_limits
 
-from hat_ebm_tf.data import DIGITS_TRAIN_SIZE, load_digits
+from hat_ebm_tf.data import load_digits
 from hat_ebm_tf.features import inception_cache_path
 from hat_ebm_tf.metrics import frechet_distance_from_features, kernel_inception_distance
+from hat_ebm_tf.sources import DIGITS_TRAIN_SIZE
 from hat_ebm_tf.validation import check_images
 
 CACHE_ENV = "HAT_EBM_CACHE"

@@ -137,8 +137,8 @@ def reference_statistics(extractor, image_shape, reference, settings):
     Returns:
         ``(stats, info)``: stats as from ``load_statistics``; info for the record.
     """
-    from hat_ebm_tf.data import parse_source
     from hat_ebm_tf.metrics import load_statistics, save_statistics
+    from hat_ebm_tf.sources import parse_source
 
     data, ref_stats = reference.data, reference.stats
     source = None

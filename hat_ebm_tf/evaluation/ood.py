@@ -46,7 +46,8 @@ def read_data(spec, image_shape, limit=None):
     """
     if Path(spec).suffix in (".npy", ".npz"):
         return load_images(spec)[:limit]
-    from hat_ebm_tf.data import parse_source, read_source
+    from hat_ebm_tf.data import read_source
+    from hat_ebm_tf.sources import parse_source
 
     height, _, channels = image_shape
     return read_source(parse_source(spec, height, channels), limit=limit)

@@ -19,7 +19,8 @@ The report of scored sets is ``hat_ebm_tf.evaluation.ood``'s.
 import numpy as np
 import tensorflow as tf
 
-from hat_ebm_tf.data import DataSource, read_source, uint8_to_model_range
+from hat_ebm_tf.data import read_source, uint8_to_model_range
+from hat_ebm_tf.sources import DataSource
 
 SUITE_SEED = 0
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from hat_ebm_tf.data import DataError, parse_source
-from hat_ebm_tf.distribute import STRATEGIES
-from hat_ebm_tf.errors import ConfigError, LimitError
-from hat_ebm_tf.model import MODES
-from hat_ebm_tf.networks import HAT_TABLE
-from hat_ebm_tf.sampler import LangevinConfig
+from hat_ebm_tf.choices import HAT_TABLE, MODES, STRATEGIES
+from hat_ebm_tf.errors import ConfigError, DataError, LimitError
+from hat_ebm_tf.sampler_config import LangevinConfig
+from hat_ebm_tf.sources import parse_source
 
 
 def _shipped_config_dir():

@@ -76,9 +76,9 @@ def run(args):
 
 def _calibration(model, spec, fpr):
     """The ``OODCalibration`` of ``model`` on the data source ``spec`` (plain ``digits``: ``digits:calibration``)."""
-    from hat_ebm_tf.data import parse_source
     from hat_ebm_tf.errors import DataError
     from hat_ebm_tf.evaluation.ood_calibration import calibrate_model
+    from hat_ebm_tf.sources import parse_source
 
     spec = "digits:calibration" if spec == "digits" else spec
     height, _, channels = model.image_shape

@@ -21,9 +21,11 @@ def register(subparsers):
 
 def run(args):
     from hat_ebm_tf.training.config import load_config
+
+    config = load_config(args.config)  # before TensorFlow loads: a bad config is named at once
+
     from hat_ebm_tf.training.train import run_training
 
-    config = load_config(args.config)
     overrides = {}
     if args.steps is not None:  # a last shorter epoch ends the run at exactly --steps
         overrides["training"] = dataclasses.replace(config.training, steps=args.steps)
