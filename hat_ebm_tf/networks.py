@@ -4,8 +4,8 @@
 # 2022, github.com/point0bar1/hat-ebm); the hat network and generator are the
 # SN-GAN discriminator/generator of Miyato et al. (2018, MIT licence) with
 # spectral normalisation removed. Independent Keras 3 implementation. Each
-# family is built from one width table (``hat_ebm_tf.choices``); sub-layer names match the reference's
-# checkpoint keys ("conv_1", "block2", ..., "lin_5").
+# family is built from one width table (hat_ebm_tf.choices); sub-layer names
+# match the reference's checkpoint keys ("conv_1", "block2", ..., "lin_5").
 """Table-driven Keras networks of Hat EBM. Images are NHWC in [-1, 1]."""
 
 import keras
