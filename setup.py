@@ -19,7 +19,8 @@ EXTRAS = {
     # TF Serving protos for the export's warm-up requests and models.config; they need TensorFlow 2.21.
     "serving": ["tensorflow-serving-api>=2.21,<2.22"],
 }
-CONFIGS = "hat_ebm_tf.training.configs"
+# The shipped configs, beside the module that reads them (hat_ebm_tf.config).
+CONFIGS = "hat_ebm_tf.configs"
 
 setup(
     name="hat-ebm-tf",

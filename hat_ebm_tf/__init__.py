@@ -7,9 +7,11 @@ first use. So ``hat_ebm_tf.serving`` (TensorFlow and NumPy only) and the
 imports every module with serializable layers and models, so that
 ``keras.saving.load_model`` can read any ``.keras`` file written by this package.
 
-Subpackages: ``training`` (configs, the training job, run directories),
-``serving`` (SavedModel export and scoring), ``evaluation`` (digits quality,
-FID/KID, OOD), ``cli`` (the ``hat-ebm`` command) and ``benchmarks``.
+Subpackages: ``quality`` (sample-quality measures), ``training`` (the
+training job), ``serving`` (SavedModel export, scoring and OOD calibration),
+``evaluation`` (FID/KID, OOD reports, long runs), ``cli`` (the ``hat-ebm``
+command) and ``benchmarks``. Configs (``config``) and run directories
+(``run_dir``) are modules of the package itself.
 """
 
 import importlib
@@ -23,14 +25,15 @@ _EXPORTS = {
     "FusedAdam": "hat_ebm_tf.optimizers",
     "SphereProjection": "hat_ebm_tf.layers",
     "UpBlock": "hat_ebm_tf.layers",
-    "MODES": "hat_ebm_tf.choices",
+    "MODES": "hat_ebm_tf.modes",
+    "Mode": "hat_ebm_tf.modes",
     "HatEBM": "hat_ebm_tf.model",
     "Generator": "hat_ebm_tf.networks",
     "HatNetwork": "hat_ebm_tf.networks",
     "RetrofitDecoder": "hat_ebm_tf.networks",
     "RetrofitEncoder": "hat_ebm_tf.networks",
     "LangevinConfig": "hat_ebm_tf.sampler_config",
-    "LangevinResult": "hat_ebm_tf.sampler",
+    "LangevinResult": "hat_ebm_tf.langevin_steps",
     "langevin": "hat_ebm_tf.sampler",
 }
 

@@ -9,8 +9,7 @@ import tensorflow as tf
 from hat_ebm_tf.distribute import replica_info
 from hat_ebm_tf.layers import PACKAGE
 from hat_ebm_tf.model import Tracker
-from hat_ebm_tf.rng import STREAM_AUTOENCODER_NOISE, stateless_row_normal, step_seed
-from hat_ebm_tf.sampler import row_seeds
+from hat_ebm_tf.rng import STREAM_AUTOENCODER_NOISE, row_seeds, stateless_row_normal, step_seed
 from hat_ebm_tf.validation import check_images
 
 

@@ -3,15 +3,12 @@
 # github.com/point0bar1/hat-ebm) sizes them. Independent code.
 """The fixed choices that configs and flags name, free of TensorFlow.
 
-Training modes, distribution strategies, and the networks' width tables per
-image size. ``model``, ``distribute`` and ``networks`` build from them; configs
-are checked against them before TensorFlow loads, so that ``hat-ebm train``
-names a bad config without TensorFlow's start-up of several seconds.
+Distribution strategies, and the networks' width tables per image size
+(the training modes are ``hat_ebm_tf.modes``). ``distribute`` and ``networks``
+build from them; configs are checked against them before TensorFlow loads, so
+that ``hat-ebm train`` names a bad config without TensorFlow's start-up of
+several seconds.
 """
-
-# HatEBM's modes: synthesis (conditional form, cooperative generator) and the
-# joint form over a frozen generator (refine) or autoencoder decoder (retrofit).
-MODES = ("synthesis", "refine", "retrofit")
 
 # hat_ebm_tf.distribute.make_strategy's kinds.
 STRATEGIES = ("auto", "cpu", "mirrored", "multi_worker", "tpu")

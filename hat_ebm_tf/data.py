@@ -108,7 +108,7 @@ def load_digits(image_size=16, return_labels=False, split="train"):
     Returns:
         ``[N, image_size, image_size, 1]`` float32 in [-1, 1] (and labels).
     """
-    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.datasets import load_digits as sklearn_digits  # scikit-learn (heavy): loaded only for the digits
 
     if not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"load_digits: image_size={image_size!r} must be an integer >= 8")
@@ -124,7 +124,7 @@ def load_digits(image_size=16, return_labels=False, split="train"):
 
 
 def _tfds_images(source):
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # heavy (seconds): loaded only for a tfds source
 
     builder = tfds.builder(source.name, data_dir=source.data_dir)
     key = next(k for k, f in builder.info.features.items() if isinstance(f, tfds.features.Image))
@@ -154,7 +154,7 @@ def scan_folder(path):
         DataError: for a missing or empty folder, an unreadable image, or
             images with different channel counts (each named).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # Pillow: loaded only for an image folder
 
     root = Path(path)
     if not root.is_dir():

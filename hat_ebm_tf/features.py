@@ -16,6 +16,7 @@ import os
 import tarfile
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -280,8 +281,6 @@ def load_feature_extractor(spec="inception", batch_size=DEFAULT_BATCH_SIZE):
         return inception_features(spec.partition(":")[2] or None, batch_size)
     path = Path(spec)
     if path.is_file() and path.suffix == ".keras":
-        import keras
-
         model = keras.saving.load_model(path, compile=False)
         info = {"kind": f"keras model {model.name}", "path": os.fspath(path), "sha256": path_sha256(path)}
         return features_from_keras(model, batch_size, info)

@@ -1,8 +1,8 @@
 """Metropolis-adjusted Langevin (MALA) on the latent ``z`` and residual ``y`` of ``x = G(z) + y``.
 
-``langevin`` runs this when ``LangevinConfig.metropolis`` is set. Each
-Langevin update of ``hat_ebm_tf.sampler`` (same drift, same clipping, same
-noise draws) becomes a Metropolis–Hastings proposal that each chain accepts or
+``hat_ebm_tf.sampler.langevin`` runs this when ``LangevinConfig.metropolis``
+is set. Each Langevin update of the sampler (``hat_ebm_tf.langevin_steps``:
+same drift, same clipping, same noise draws) becomes a Metropolis–Hastings proposal that each chain accepts or
 rejects on its own (Roberts & Tweedie 1996; Besag 1994). With the energy
 ``U(z, y) = Σ H(G(z) + y)/T + τ·Σ y²`` of one chain, a proposal from ``v`` is
 
@@ -33,21 +33,15 @@ import functools
 
 import tensorflow as tf
 
-from hat_ebm_tf.rng import SALT_ACCEPT_LATENT, SALT_ACCEPT_RESIDUAL, SALT_NOISE_LATENT, SALT_NOISE_RESIDUAL
-
-# The same noise streams as the unadjusted sampler: one chain, adjusted or not, from one seed.
-from hat_ebm_tf.sampler import (
-    LangevinResult,
-    chain_tensors,
-    energy_and_gradient,
-    generate_on_tape,
-    latent_drift,
-    mean_drift_step,
-    residual_drift,
+# The same update pieces and noise streams as the unadjusted sampler: one chain, adjusted or not, from one seed.
+from hat_ebm_tf import langevin_steps
+from hat_ebm_tf.rng import (
+    SALT_ACCEPT_LATENT,
+    SALT_ACCEPT_RESIDUAL,
+    SALT_NOISE_LATENT,
+    SALT_NOISE_RESIDUAL,
     row_normal,
-    row_sum,
     row_uniform,
-    update_constants,
 )
 
 
@@ -69,7 +63,7 @@ def _accept(uniform, delta_energy, drift, drift_new, noise, step_size):
         step_size: ε.
     """
     a = (step_size / 2.0) * (drift + drift_new)
-    log_ratio = -delta_energy - 0.5 * row_sum(a * (a - 2.0 * noise))
+    log_ratio = -delta_energy - 0.5 * langevin_steps.row_sum(a * (a - 2.0 * noise))
     # A non-finite energy or drift makes the ratio NaN, and the comparison rejects it.
     return tf.math.log(uniform) < log_ratio
 
@@ -81,45 +75,45 @@ def metropolis_langevin(energy_fn, generator_fn, latents, residuals, seeds, conf
     ``(ε²/2)·mean_b ||d_b||`` at the current states; ``acceptance_latent`` /
     ``acceptance_res`` are each chain's accepted fraction of proposals.
     """
-    latents, residuals, seeds = chain_tensors(latents, residuals, seeds)
+    latents, residuals, seeds = langevin_steps.chain_tensors(latents, residuals, seeds)
     first_step = tf.cast(first_step, tf.int64)
-    temperature, half_eps_sq, half_eps_z_sq, clip = update_constants(config)
+    temperature, half_eps_sq, half_eps_z_sq, clip = langevin_steps.update_constants(config)
 
-    generate = functools.partial(generate_on_tape, generator_fn)
+    generate = functools.partial(langevin_steps.generate_on_tape, generator_fn)
 
     def residual_move(step, base, y, energy, gx):
         """One residual proposal at ``(base = G(z), y)`` and its accept step."""
-        drift = residual_drift(gx, y, temperature, config.tau, clip)
+        drift = langevin_steps.residual_drift(gx, y, temperature, config.tau, clip)
         noise = row_normal(seeds, y.shape[1:], SALT_NOISE_RESIDUAL, step)
         y_new = y - half_eps_sq * drift + config.step_size * noise
-        energy_new, gx_new = energy_and_gradient(energy_fn, base + y_new)
+        energy_new, gx_new = langevin_steps.energy_and_gradient(energy_fn, base + y_new)
         delta = (energy_new - energy) / temperature
         if config.tau > 0:
-            delta += config.tau * (row_sum(tf.square(y_new)) - row_sum(tf.square(y)))
+            delta += config.tau * (langevin_steps.row_sum(tf.square(y_new)) - langevin_steps.row_sum(tf.square(y)))
         uniform = row_uniform(seeds, SALT_ACCEPT_RESIDUAL, step)
-        drift_new = residual_drift(gx_new, y_new, temperature, config.tau, clip)
+        drift_new = langevin_steps.residual_drift(gx_new, y_new, temperature, config.tau, clip)
         accept = _accept(uniform, delta, drift, drift_new, noise, config.step_size)
         moved = [_select(accept, new, old) for new, old in ((y_new, y), (energy_new, energy), (gx_new, gx))]
-        return (*moved, tf.cast(accept, tf.float32), mean_drift_step(half_eps_sq, drift))
+        return (*moved, tf.cast(accept, tf.float32), langevin_steps.mean_drift_step(half_eps_sq, drift))
 
     def latent_move(step, z, y, energy, gx):
         """One latent proposal at ``(z, y)`` and its accept step; also returns ``G`` at the chosen ``z``."""
         tape, base = generate(z)
-        drift = latent_drift(tape, base, z, gx, temperature)  # ∂U/∂z from the carried image gradient
+        drift = langevin_steps.latent_drift(tape, base, z, gx, temperature)  # ∂U/∂z from the carried image gradient
         noise = row_normal(seeds, z.shape[1:], SALT_NOISE_LATENT, step)
         z_new = z - half_eps_z_sq * drift + config.latent_step_size * noise
         tape, base_new = generate(z_new)
-        energy_new, gx_new = energy_and_gradient(energy_fn, base_new + y)
-        drift_new = latent_drift(tape, base_new, z_new, gx_new, temperature)
+        energy_new, gx_new = langevin_steps.energy_and_gradient(energy_fn, base_new + y)
+        drift_new = langevin_steps.latent_drift(tape, base_new, z_new, gx_new, temperature)
         delta = (energy_new - energy) / temperature
         uniform = row_uniform(seeds, SALT_ACCEPT_LATENT, step)
         accept = _accept(uniform, delta, drift, drift_new, noise, config.latent_step_size)
         pairs = ((z_new, z), (base_new, base), (energy_new, energy), (gx_new, gx))
         moved = [_select(accept, new, old) for new, old in pairs]
-        return (*moved, tf.cast(accept, tf.float32), mean_drift_step(half_eps_z_sq, drift))
+        return (*moved, tf.cast(accept, tf.float32), langevin_steps.mean_drift_step(half_eps_z_sq, drift))
 
     _, base = generate(latents)
-    energy, gx = energy_and_gradient(energy_fn, base + residuals)
+    energy, gx = langevin_steps.energy_and_gradient(energy_fn, base + residuals)
     zero, rows = tf.constant(0.0, tf.float32), tf.zeros(tf.shape(residuals)[:1], tf.float32)
 
     def body(step, z, base, y, energy, gx, accepted_z, accepted_y, norm_z, norm_y):
@@ -142,6 +136,6 @@ def metropolis_langevin(energy_fn, generator_fn, latents, residuals, seeds, conf
     # 1 − rejections/steps: a chain of 0 steps refused nothing.
     acceptance_latent = 1.0 - (config.num_steps - accepted_z) / steps
     acceptance_res = 1.0 - (config.num_steps - accepted_y) / steps
-    return LangevinResult(
+    return langevin_steps.LangevinResult(
         latents, residuals, base + residuals, norm_z / steps, norm_y / steps, acceptance_latent, acceptance_res
     )

@@ -15,14 +15,16 @@ Modes:
 import functools
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from hat_ebm_tf.choices import MODES
 from hat_ebm_tf.distribute import all_gather, replica_info, scatter_rows
 from hat_ebm_tf.layers import PACKAGE
 from hat_ebm_tf.losses import generator_regression_loss, maximum_likelihood_loss
-from hat_ebm_tf.rng import SALT_BANK_LATENTS, SALT_DATA_NOISE, step_seed
-from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_normal, row_seeds
+from hat_ebm_tf.modes import get_mode
+from hat_ebm_tf.rng import SALT_BANK_LATENTS, SALT_DATA_NOISE, row_normal, row_seeds, step_seed
+from hat_ebm_tf.sampler import initial_state, langevin
+from hat_ebm_tf.sampler_config import LangevinConfig
 from hat_ebm_tf.validation import check_images
 
 # The samplers' row seeds: ``[B, 2]`` int64 for any batch size ``B``.
@@ -39,6 +41,22 @@ def _checked_seeds(seeds, method):
     if seeds.shape.rank != 2 or seeds.shape[1] != 2 or not seeds.dtype.is_integer:
         raise ValueError(f"HatEBM.{method}: seeds must be integer [B, 2], got {seeds.dtype.name} {seeds.shape}")
     return tf.cast(seeds, tf.int64)
+
+
+def data_energies(model, images, batch_size=250):
+    """``H`` of a set of images: ``model.energy`` of ``batch_size`` images at a time, as float64 NumPy ``[N]``.
+
+    The energies of real data, which OOD calibration (``hat_ebm_tf.serving.calibration``)
+    and long runs (``hat_ebm_tf.evaluation.longrun``) compare chains and inputs with.
+
+    Args:
+        model: a ``HatEBM``.
+        images: ``[N, H, W, C]`` float in [-1, 1].
+        batch_size: images per ``model.energy`` call.
+    """
+    return np.concatenate(
+        [model.energy(images[i : i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
+    ).astype(np.float64)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -64,7 +82,8 @@ class HatEBM(keras.Model):
     Args:
         hat: the hat network H, ``[B, H, W, C]`` → ``[B, 1]``.
         generator: G, ``[B, *latent_shape]`` → ``[B, H, W, C]``.
-        mode: ``"synthesis"``, ``"refine"`` or ``"retrofit"``.
+        mode: the name of a Hat EBM mode (``hat_ebm_tf.modes``): ``"synthesis"``,
+            ``"refine"`` or ``"retrofit"``. The model's ``mode`` is that ``Mode``.
         sampler: ``LangevinConfig`` (or its dict) used in training.
         data_epsilon: std of the Gaussian noise added to data in the energy
             update.
@@ -100,18 +119,13 @@ class HatEBM(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if mode not in MODES:
-            raise ValueError(f"HatEBM: unknown mode={mode!r}; expected one of {MODES}")
+        mode = get_mode(mode, hat_ebm=True, where="HatEBM")
         if sampler is None:
-            sampler = LangevinConfig.for_form(joint=mode != "synthesis")
+            sampler = LangevinConfig.for_form(joint=mode.joint)
         if isinstance(sampler, dict):
             sampler = LangevinConfig.from_dict(sampler)
-        if sampler.update_latents != (mode != "synthesis"):
-            raise ValueError(
-                f"HatEBM: mode={mode!r} needs sampler.update_latents={mode != 'synthesis'} "
-                f"(synthesis runs Langevin on residuals only; refine/retrofit on latents and residuals)"
-            )
-        if mode == "synthesis" and (not isinstance(bank_size, int) or bank_size <= 0):
+        mode.check_sampler(sampler, "HatEBM")
+        if mode.uses_banks and (not isinstance(bank_size, int) or bank_size <= 0):
             raise ValueError(f"HatEBM: bank_size={bank_size!r} must be a positive integer in synthesis mode")
         if max_grad_norm is not None and not max_grad_norm > 0:
             raise ValueError(f"HatEBM: max_grad_norm={max_grad_norm!r} must be > 0 or None")
@@ -128,10 +142,10 @@ class HatEBM(keras.Model):
         self._langevin = tf.function(langevin, jit_compile=True) if self.jit_sampler else langevin
         self.image_shape = self._checked_shapes()
         self.latent_shape = tuple(int(d) for d in generator.latent_shape)
-        if mode != "synthesis":
+        if not mode.trains_generator:
             # The joint form refines a fixed (pretrained) generator.
             self.generator.trainable = False
-        if mode == "synthesis":
+        if mode.uses_banks:
             self.bank_latents = self.add_weight(
                 shape=(self.bank_size, *self.latent_shape),
                 initializer="zeros",
@@ -163,7 +177,7 @@ class HatEBM(keras.Model):
         # Under MALA: the chains' mean accepted fraction of proposals (LangevinResult field → tracker).
         self.acceptance_trackers = {}
         if sampler.metropolis:
-            fields = ("acceptance_res",) if mode == "synthesis" else ("acceptance_latent", "acceptance_res")
+            fields = ("acceptance_latent", "acceptance_res") if mode.joint else ("acceptance_res",)
             self.acceptance_trackers = {field: Tracker(name=field) for field in fields}
         self.generator_optimizer = None
         self.built = True  # both networks build themselves
@@ -196,7 +210,7 @@ class HatEBM(keras.Model):
             generator_optimizer: optimizer of the generator (synthesis only).
             **kwargs: passed to ``keras.Model.compile`` (e.g. ``jit_compile``).
         """
-        if self.mode == "synthesis" and generator_optimizer is None:
+        if self.mode.trains_generator and generator_optimizer is None:
             raise ValueError("HatEBM.compile: synthesis mode needs a generator_optimizer")
         hat_optimizer = keras.optimizers.get(hat_optimizer)
         super().compile(optimizer=hat_optimizer, **kwargs)
@@ -323,7 +337,7 @@ class HatEBM(keras.Model):
 
     def initialize_banks(self, batch_size=500):
         """Fill the persistent banks with ``z ~ N(0, I)`` and ``G(z)`` (synthesis)."""
-        if self.mode != "synthesis":
+        if not self.mode.uses_banks:
             return
         seeds = row_seeds(self.seed, self.bank_size, offset=0)
         latents = row_normal(seeds, self.latent_shape, salt=SALT_BANK_LATENTS)
@@ -347,7 +361,7 @@ class HatEBM(keras.Model):
         return rows[:global_batch]
 
     def fit(self, *args, **kwargs):
-        if self.mode == "synthesis" and int(self.banks_ready.numpy()) == 0:
+        if self.mode.uses_banks and int(self.banks_ready.numpy()) == 0:
             self.initialize_banks()
         return super().fit(*args, **kwargs)
 
@@ -406,7 +420,7 @@ class HatEBM(keras.Model):
         samples = tf.stop_gradient(chains.images)
         loss, energy_diff, hat_grad_norm = self._energy_update(data, samples, seeds, num_replicas)
         gen_loss = tf.constant(0.0)
-        if self.mode == "synthesis":
+        if self.mode.uses_banks:
             indices = self.bank_indices(step, batch * num_replicas)
             own = indices[replica_id * batch : (replica_id + 1) * batch]
             gen_loss = self._generator_update(own, num_replicas)
@@ -424,7 +438,7 @@ class HatEBM(keras.Model):
             )
         data = check_images(data, self.image_shape, "HatEBM.train_step", value_range=(-1.0, 1.0))
         num_replicas = replica_info()[1]
-        if self.mode == "synthesis" and data.shape[0] is not None and data.shape[0] * num_replicas > self.bank_size:
+        if self.mode.uses_banks and data.shape[0] is not None and data.shape[0] * num_replicas > self.bank_size:
             raise ValueError(
                 f"HatEBM.train_step: bank_size={self.bank_size} is smaller than the global batch "
                 f"{data.shape[0] * num_replicas}"
@@ -496,7 +510,7 @@ class HatEBM(keras.Model):
             **super().get_config(),
             "hat": keras.saving.serialize_keras_object(self.hat),
             "generator": keras.saving.serialize_keras_object(self.generator),
-            "mode": self.mode,
+            "mode": self.mode.name,
             "sampler": self.sampler_config.to_dict(),
             "data_epsilon": self.data_epsilon,
             "gen_loss_factor": self.gen_loss_factor,

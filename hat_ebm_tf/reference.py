@@ -14,7 +14,7 @@ import tensorflow as tf
 from hat_ebm_tf.choices import GENERATOR_TABLE, HAT_TABLE
 from hat_ebm_tf.errors import ModelFileError
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
-from hat_ebm_tf.sampler import LangevinConfig
+from hat_ebm_tf.sampler_config import LangevinConfig
 
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 

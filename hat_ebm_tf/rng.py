@@ -13,6 +13,8 @@ function of ``(row seed, stream, element index)``, computed with vectorised
 * 24-bit uniforms in (0, 1), then Box–Muller for standard normals.
 
 The same seed gives the same numbers on every device and in every batch.
+``row_seeds`` gives rows their seeds, and ``row_normal`` and ``row_uniform``
+draw a row's registered streams (the salts below) at a Langevin step.
 """
 
 import math
@@ -23,7 +25,7 @@ _M1 = 0x7FEB352D
 _M2 = 0x846CA68B
 
 # Every random stream of a row seed, registered here so that no two share an id.
-# A Langevin step's streams are ``step * STREAM_STRIDE + salt`` (``sampler.row_normal``),
+# A Langevin step's streams are ``step * STREAM_STRIDE + salt`` (``row_normal``),
 # so the salts below STREAM_STRIDE are taken by the sampler's streams and by the
 # streams drawn once per row (at step 0); streams of other models are negative.
 STREAM_STRIDE = 8
@@ -136,3 +138,36 @@ def stateless_row_normal(seeds, stream, shape):
     angle = (2.0 * math.pi) * u2
     normals = tf.concat([(radius * tf.cos(angle))[:, :half], (radius * tf.sin(angle))[:, :half]], axis=1)[:, :size]
     return tf.reshape(normals, [-1, *shape.as_list()])
+
+
+def row_seeds(seed, num_rows, offset=0):
+    """Per-row seeds ``[num_rows, 2]`` int64: row ``i`` gets ``(seed, offset + i)``.
+
+    Rows keep their seed whatever batch they are drawn in, so chain ``i`` of a
+    ``sample(n, seed)`` call is the same for any batch split.
+    """
+    seed = tf.cast(seed, tf.int64)
+    rows = tf.range(num_rows, dtype=tf.int64) + tf.cast(offset, tf.int64)
+    return tf.stack([tf.fill([num_rows], seed), rows], axis=1)
+
+
+def row_normal(seeds, shape, salt, step=0):
+    """Standard normal noise ``[B, *shape]`` float32, row ``b`` keyed on ``seeds[b]``.
+
+    Args:
+        seeds: ``[B, 2]`` integer seeds, one per row.
+        shape: static per-row shape.
+        salt: integer separating independent streams of one row.
+        step: integer (tensor) separating Langevin steps.
+    """
+    return stateless_row_normal(seeds, _stream(salt, step), shape)
+
+
+def row_uniform(seeds, salt, step=0):
+    """One uniform ``[B]`` float32 in (0, 1) per row, row ``b`` keyed on ``seeds[b]`` (arguments as ``row_normal``)."""
+    return stateless_row_uniform(seeds, _stream(salt, step), 1)[:, 0]
+
+
+def _stream(salt, step):
+    """The stream id of a (salt, step) pair (the salts are registered above, all < ``STREAM_STRIDE``)."""
+    return tf.cast(step, tf.int64) * STREAM_STRIDE + salt

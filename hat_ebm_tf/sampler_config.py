@@ -5,11 +5,13 @@
 Plain Python (no TensorFlow): ``hat_ebm_tf.cli.common`` builds the ``--steps``,
 ``--step-size``, ... flags of every sampling command from these fields, and
 ``hat-ebm --help`` answers without importing TensorFlow. The sampler itself is
-``hat_ebm_tf.sampler``, which re-exports these names.
+``hat_ebm_tf.sampler``.
 """
 
 import dataclasses
 import math
+
+from hat_ebm_tf.errors import ConfigError
 
 
 def _setting(default, text, flag=""):
@@ -18,6 +20,21 @@ def _setting(default, text, flag=""):
     if flag != "":
         metadata["flag"] = flag
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_known_keys(values, cls, where):
+    """Refuse the keys of the mapping ``values`` that are not fields of the dataclass ``cls``.
+
+    The one check of unknown keys: ``LangevinConfig.from_dict`` and every
+    section of a config (``hat_ebm_tf.config``) make it.
+
+    Raises:
+        ConfigError: naming the unknown keys, the known ones and ``where``.
+    """
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
 
 
 # Latent step size ε_z of the joint form (refine/retrofit) when none is given:
@@ -84,11 +101,8 @@ class LangevinConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """Build from a mapping, rejecting unknown keys with a ValueError that names them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"LangevinConfig: unknown keys {unknown}; known keys are {sorted(known)}")
+        """Build from a mapping, rejecting unknown keys with a ``ConfigError`` (a ValueError) that names them."""
+        check_known_keys(values, cls, "LangevinConfig")
         return cls(**values)
 
     @classmethod

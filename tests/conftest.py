@@ -33,7 +33,7 @@ LONGEST_FIRST = (
     "test_savedmodel.py",  # 46
     "test_longrun.py",  # 45
     "test_tensorboard_log.py",  # 34
-    "test_ood_calibration.py",  # 33
+    "test_calibration.py",  # 33
     "test_callbacks.py",  # 29
     "test_reference_import.py",  # 21
     "test_cli.py",  # 18
@@ -42,7 +42,7 @@ LONGEST_FIRST = (
     "test_data.py",  # 15
     "test_sampler.py",  # 15
     "test_autoencoder.py",  # 11
-    "test_digits_quality.py",  # 10
+    "test_quality_digits.py",  # 10
 )
 
 

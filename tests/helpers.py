@@ -16,13 +16,13 @@ import yaml
 
 from hat_ebm_tf.autoencoder import Autoencoder
 from hat_ebm_tf.cli.main import main
+from hat_ebm_tf.config import CONFIG_DIR
 from hat_ebm_tf.data import distributed_dataset, image_dataset, load_digits, model_range_to_uint8
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.optimizers import FusedAdam
-from hat_ebm_tf.sampler import LangevinConfig
+from hat_ebm_tf.sampler_config import LangevinConfig
 from hat_ebm_tf.sources import DataSource
-from hat_ebm_tf.training.config import CONFIG_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 # The stand-alone scoring client that a deployment copies next to its serving stack.

@@ -80,7 +80,7 @@ def quality_cache(tmp_path_factory):
     All workers share it, so the classifier is trained once per run
     (``quality_classifier`` holds a lock while it trains).
     """
-    from hat_ebm_tf.evaluation.digits_quality import CACHE_ENV
+    from hat_ebm_tf.quality.digits import CACHE_ENV
 
     cache = _run_directory(tmp_path_factory) / "hat_ebm_cache"
     cache.mkdir(exist_ok=True)
@@ -116,7 +116,7 @@ def quality_classifier(quality_cache):
     The first worker to get the cache's lock trains and writes the classifier;
     the others wait on the lock (not on a timer), then read it.
     """
-    from hat_ebm_tf.evaluation.digits_quality import digits_classifier
+    from hat_ebm_tf.quality.digits import digits_classifier
 
     with _locked(Path(quality_cache) / "classifier.lock"):
         return digits_classifier()

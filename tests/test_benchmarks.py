@@ -25,7 +25,9 @@ from hat_ebm_tf.benchmarks.reference_rule import (
 )
 from hat_ebm_tf.choices import GENERATOR_TABLE
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder
-from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_seeds
+from hat_ebm_tf.rng import row_seeds
+from hat_ebm_tf.sampler import initial_state, langevin
+from hat_ebm_tf.sampler_config import LangevinConfig
 from tests.helpers import main_in
 
 HAT_EBM = Path(sys.executable).parent / "hat-ebm"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from hat_ebm_tf.training.config import parse_config
+from hat_ebm_tf.config import parse_config
 from hat_ebm_tf.training.train import run_training
 from tests.helpers import tiny_digits_config
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import yaml
 
-from hat_ebm_tf.sampler import LangevinConfig
-from hat_ebm_tf.training.config import CONFIG_DIR, ConfigError, evaluation_sampler, load_config, parse_config
+from hat_ebm_tf.config import CONFIG_DIR, ConfigError, evaluation_sampler, load_config, parse_config
+from hat_ebm_tf.sampler_config import LangevinConfig
 
 
 def test_digits_config_loads_by_name():

@@ -18,7 +18,7 @@ import yaml
 
 from hat_ebm_tf.cli.main import main
 from hat_ebm_tf.data import model_range_to_uint8
-from hat_ebm_tf.sampler import LangevinConfig
+from hat_ebm_tf.sampler_config import LangevinConfig
 from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE
 from tests.helpers import (
     call_signature,
@@ -81,7 +81,7 @@ def test_ood_command_reports_the_metrics_of_the_savedmodel_score(exported, tmp_p
     outside = np.clip(outside * 0.2 + 0.7, -1, 1).astype(np.float32)
     np.savez(tmp_path / "in.npz", images=model_range_to_uint8(inside))
     np.save(tmp_path / "out.npy", outside)
-    # In this process: tests/test_ood_calibration.py runs the installed `hat-ebm ood`.
+    # In this process: tests/test_calibration.py runs the installed `hat-ebm ood`.
     main([
         "ood", "--model", str(exported.version.parent), "--in", str(tmp_path / "in.npz"),
         "--out", str(tmp_path / "out.npy"), "--out", str(tmp_path / "in.npz"), "--json", str(tmp_path / "report.json"),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hat_ebm_tf.training.config import load_config
+from hat_ebm_tf.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.stem for p in (ROOT / "training" / "configs").glob("*.yaml"))
@@ -63,7 +63,7 @@ def test_the_wheel_holds_one_top_level_package_the_configs_and_the_command(wheel
         assert _dist_info(archive, "top_level.txt").split() == ["hat_ebm_tf"]
         assert "hat-ebm = hat_ebm_tf.cli:main" in _dist_info(archive, "entry_points.txt")
         requires = [line for line in _dist_info(archive, "METADATA").splitlines() if line.startswith("Requires-Dist")]
-    assert {f"hat_ebm_tf/training/configs/{name}.yaml" for name in SHIPPED} <= set(names)
+    assert {f"hat_ebm_tf/configs/{name}.yaml" for name in SHIPPED} <= set(names)
     assert not [n for n in names if n.startswith("hat_ebm_tf/") and "tests" in n.split("/")]
     # Test tools and the TF Serving protos (which pin TensorFlow 2.21) are extras, not runtime requirements.
     extras = {
@@ -82,7 +82,7 @@ def test_shipped_configs_load_by_name_from_a_non_editable_install(wheel, tmp_pat
     code = (
         "import sys\n"
         "import hat_ebm_tf\n"
-        "from hat_ebm_tf.training.config import CONFIG_DIR, load_config\n"
+        "from hat_ebm_tf.config import CONFIG_DIR, load_config\n"
         "print(hat_ebm_tf.__file__)\n"
         "print(CONFIG_DIR)\n"
         "print(' '.join(load_config(name).name for name in sys.argv[1:]))\n"
@@ -93,7 +93,7 @@ def test_shipped_configs_load_by_name_from_a_non_editable_install(wheel, tmp_pat
     work.mkdir()
     lines = _python(code, *SHIPPED, cwd=work, PYTHONPATH=str(site)).splitlines()
     package, config_dir, loaded, heavy = lines[-4:]
-    assert Path(package).is_relative_to(site) and Path(config_dir) == site / "hat_ebm_tf" / "training" / "configs"
+    assert Path(package).is_relative_to(site) and Path(config_dir) == site / "hat_ebm_tf" / "configs"
     assert loaded.split() == [load_config(name).name for name in SHIPPED]
     # Configs validate before TensorFlow loads (hat_ebm_tf.choices, hat_ebm_tf.sources): `hat-ebm train` names a
     # bad config at once.

@@ -24,7 +24,7 @@ from hat_ebm_tf.errors import (
     TrainingDiverged,
     TrainingInterrupted,
 )
-from hat_ebm_tf.sampler import LangevinConfig
+from hat_ebm_tf.sampler_config import LangevinConfig
 from tests.helpers import cli_fails
 
 README = Path(__file__).resolve().parents[1] / "README.md"

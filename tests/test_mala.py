@@ -10,7 +10,9 @@ import yaml
 
 from hat_ebm_tf.distribute import mirrored_strategy
 from hat_ebm_tf.evaluation.analytic import CASES, IMAGE_SHAPE, draw
-from hat_ebm_tf.sampler import LangevinConfig, langevin, row_seeds
+from hat_ebm_tf.rng import row_seeds
+from hat_ebm_tf.sampler import langevin
+from hat_ebm_tf.sampler_config import LangevinConfig
 from tests.helpers import JOINT_SAMPLER, TINY_SAMPLER, fit_on_digits, tiny_model
 
 # Tolerances of MALA's moments from 500 chains · 16 pixels (standard errors: mean ≤ 0.009, variance ≤ 1.7 %).
@@ -152,8 +154,8 @@ def test_mala_training_tracks_acceptance_and_runs_mirrored(mode):
 
 
 def test_config_files_take_metropolis():
+    from hat_ebm_tf.config import CONFIG_DIR, parse_config
     from hat_ebm_tf.errors import ConfigError
-    from hat_ebm_tf.training.config import CONFIG_DIR, parse_config
 
     values = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
     values["sampler"]["metropolis"] = True

@@ -8,7 +8,7 @@ import tensorflow as tf
 from hat_ebm_tf.data import array_dataset
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork
-from hat_ebm_tf.sampler import LangevinConfig
+from hat_ebm_tf.sampler_config import LangevinConfig
 from tests.helpers import TINY_SAMPLER, tiny_model
 
 
@@ -76,7 +76,7 @@ def test_get_config_and_keras_file_roundtrip(tmp_path, digits16):
     assert clone.get_config() == model.get_config()
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert loaded.sampler_config == model.sampler_config and loaded.mode == "synthesis"
+    assert loaded.sampler_config == model.sampler_config and loaded.mode.name == "synthesis"
     np.testing.assert_allclose(loaded.energy(digits16[:4]), model.energy(digits16[:4]), rtol=1e-5)
     np.testing.assert_array_equal(loaded.bank_images, model.bank_images)
     np.testing.assert_allclose(loaded.sample(3, seed=1), model.sample(3, seed=1), rtol=1e-5, atol=1e-6)

@@ -1,4 +1,4 @@
-"""Output paths (``hat_ebm_tf.training.outputs``): checked before any work, written exactly where printed."""
+"""Output paths (``hat_ebm_tf.outputs``): checked before any work, written exactly where printed."""
 
 import numpy as np
 

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from hat_ebm_tf.training.plots import image_grid, save_image_grid, save_training_curves
+from hat_ebm_tf.plots import image_grid, save_image_grid, save_training_curves
 
 
 def test_grid_cells_are_separated_by_a_grey_gap():

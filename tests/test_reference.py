@@ -15,7 +15,8 @@ from hat_ebm_tf.reference import (
     load_reference_weights,
     sampler_from_reference,
 )
-from hat_ebm_tf.sampler import langevin, row_seeds
+from hat_ebm_tf.rng import row_seeds
+from hat_ebm_tf.sampler import langevin
 from tests.helpers import FIXTURES, max_rel_error
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
+from hat_ebm_tf.config import parse_config
 from hat_ebm_tf.errors import ConfigError, DataError, RunDirError
-from hat_ebm_tf.training.config import parse_config
 from hat_ebm_tf.training.train import run_training
 from tests.helpers import array_config, history_steps, latest_checkpoint, train_in_process
 

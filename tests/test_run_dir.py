@@ -1,4 +1,4 @@
-"""A run directory's paths and readers (``hat_ebm_tf.training.run_dir``): its model and its evaluation sampler."""
+"""A run directory's paths and readers (``hat_ebm_tf.run_dir``): its model and its evaluation sampler."""
 
 import dataclasses
 import shutil
@@ -8,7 +8,7 @@ import yaml
 
 from hat_ebm_tf.errors import ModelFileError
 from hat_ebm_tf.model import HatEBM
-from hat_ebm_tf.training.run_dir import RunDir
+from hat_ebm_tf.run_dir import RunDir
 
 
 def test_paths_by_their_public_names(tmp_path):

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hat_ebm_tf.sampler import LangevinConfig, initial_state, langevin, row_seeds
+from hat_ebm_tf.rng import row_seeds
+from hat_ebm_tf.sampler import initial_state, langevin
+from hat_ebm_tf.sampler_config import LangevinConfig
 
 SHAPE = (4, 4, 1)
 

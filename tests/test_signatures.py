@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 
-from hat_ebm_tf.sampler import LangevinConfig
+from hat_ebm_tf.sampler_config import LangevinConfig
 from hat_ebm_tf.serving.savedmodel import export_model
 from hat_ebm_tf.serving.signatures import build_serving_module
 from tests.helpers import EXPECTED_SIGNATURES, call_signature, finish_process, start_process, tiny_images, tiny_model

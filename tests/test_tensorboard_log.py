@@ -8,7 +8,7 @@ import tensorflow as tf
 import yaml
 from tensorboard.backend.event_processing import event_accumulator
 
-from hat_ebm_tf.training.config import parse_config
+from hat_ebm_tf.config import parse_config
 from hat_ebm_tf.training.tensorboard_log import drop_events_after
 from hat_ebm_tf.training.train import run_training
 from tests.helpers import array_config, tiny_digits_config, train_in_process, train_in_subprocess

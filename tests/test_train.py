@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 import yaml
 from PIL import Image
 
-from hat_ebm_tf.training.config import CONFIG_DIR, parse_config
+from hat_ebm_tf.config import CONFIG_DIR, parse_config
 from hat_ebm_tf.training.train import run_training
 from tests.helpers import (
     array_config,
@@ -157,8 +157,8 @@ def test_every_shipped_config_builds_its_model_at_a_tiny_width(path):
     import dataclasses
 
     from hat_ebm_tf.autoencoder import Autoencoder
+    from hat_ebm_tf.config import load_config
     from hat_ebm_tf.model import HatEBM
-    from hat_ebm_tf.training.config import load_config
     from hat_ebm_tf.training.train import build_model
 
     config = load_config(path)
@@ -172,7 +172,7 @@ def test_every_shipped_config_builds_its_model_at_a_tiny_width(path):
     if config.mode == "autoencoder":
         assert isinstance(model, Autoencoder) and model(images).shape == images.shape
         return
-    assert isinstance(model, HatEBM) and model.mode == config.mode and model.sampler_config == config.sampler
+    assert isinstance(model, HatEBM) and model.mode.name == config.mode and model.sampler_config == config.sampler
     assert tuple(model.image_shape) == (size, size, channels) and model.bank_size == 8
     assert model.energy(images).shape == (2,)
     assert model.generate(np.zeros((2, *model.latent_shape), "float32")).shape == images.shape

@@ -18,7 +18,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # Before TensorFlow is imported: keep its C++ start-up chatter off the report.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from hat_ebm_tf.benchmarks.run import run_benchmarks
+    from hat_ebm_tf.benchmarks.run import run_benchmarks  # TensorFlow: loaded only once the flags parse
 
     run_benchmarks(args)
 

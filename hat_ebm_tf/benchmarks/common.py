@@ -8,7 +8,9 @@ import keras
 import tensorflow as tf
 
 from hat_ebm_tf.networks import Generator, HatNetwork
-from hat_ebm_tf.sampler import JOINT_LATENT_STEP_SIZE, LangevinConfig, initial_state, langevin, row_seeds
+from hat_ebm_tf.rng import row_seeds
+from hat_ebm_tf.sampler import initial_state, langevin
+from hat_ebm_tf.sampler_config import JOINT_LATENT_STEP_SIZE, LangevinConfig
 
 SEED = 0
 

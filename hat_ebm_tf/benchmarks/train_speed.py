@@ -8,8 +8,8 @@ import warnings
 import keras
 import numpy as np
 
+from hat_ebm_tf.config import load_config
 from hat_ebm_tf.data import array_dataset, image_dataset
-from hat_ebm_tf.training.config import load_config
 from hat_ebm_tf.training.train import build_model
 
 # Bank size does not change the cost of a step (a step gathers and scatters one

@@ -4,6 +4,8 @@ import argparse
 import dataclasses
 
 from hat_ebm_tf.argtypes import float_or_none
+from hat_ebm_tf.errors import ConfigError
+from hat_ebm_tf.run_dir import RunDir
 from hat_ebm_tf.sampler_config import LangevinConfig
 
 
@@ -58,8 +60,6 @@ def apply_sampler_flags(config, args):
     Raises:
         ConfigError: a flag's value is out of range, naming the setting.
     """
-    from hat_ebm_tf.errors import ConfigError
-
     try:
         return dataclasses.replace(config, **sampler_overrides(args))
     except ValueError as err:
@@ -68,7 +68,5 @@ def apply_sampler_flags(config, args):
 
 def load_model_and_sampler(path, args):
     """A trained ``HatEBM`` and its sampler: the run's evaluation sampler with the sampler flags of ``args``."""
-    from hat_ebm_tf.training.run_dir import RunDir
-
     model = RunDir.load_model(path)
     return model, apply_sampler_flags(RunDir.evaluation_sampler(path, model), args)

@@ -17,7 +17,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from hat_ebm_tf.sampler import LangevinConfig, langevin, row_seeds
+from hat_ebm_tf.rng import row_seeds
+from hat_ebm_tf.sampler import langevin
+from hat_ebm_tf.sampler_config import LangevinConfig
 
 IMAGE_SHAPE = (4, 4, 1)
 
@@ -109,6 +111,7 @@ def save_figure(path, cases, num_chains=1000, seed=0):
         num_chains: chains per histogram.
         seed: integer seed.
     """
+    # matplotlib (heavy): loaded only for the figure, which the tests of the draws do not need.
     import matplotlib
 
     matplotlib.use("Agg")

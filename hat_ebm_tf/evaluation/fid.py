@@ -14,9 +14,24 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from hat_ebm_tf.training.run_dir import RunDir
+import hat_ebm_tf
+from hat_ebm_tf.data import image_dataset, model_range_to_uint8
+from hat_ebm_tf.features import path_sha256
+from hat_ebm_tf.metrics import (
+    FeatureReservoir,
+    StreamingMoments,
+    frechet_distance,
+    kernel_inception_distance,
+    load_statistics,
+    save_statistics,
+)
+from hat_ebm_tf.rng import row_seeds
+from hat_ebm_tf.run_dir import RunDir
+from hat_ebm_tf.sources import parse_source
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,19 +76,6 @@ class FidSettings:
     kid_pool: int = 10000
 
 
-def default_record_path(model, dump_samples=None):
-    """Where the record goes by default: ``NAME.fid.json`` next to ``dump_samples``, else ``fid.json`` by the model.
-
-    Args:
-        model: a run directory or ``.keras`` file.
-        dump_samples: the ``.npz`` the samples are written to, or None.
-    """
-    if dump_samples:
-        dump = Path(dump_samples)
-        return dump.with_name(dump.name.removesuffix(".npz") + ".fid.json")
-    return RunDir.model_file(model).parent / RunDir.FID_RECORD
-
-
 def _source_key(source):
     """The fields that decide which images a data source yields (not where TFDS keeps them)."""
     return {k: v for k, v in dataclasses.asdict(source).items() if k != "data_dir"}
@@ -98,11 +100,6 @@ def _check_provenance(path, metadata, extractor, source):
 
 def compute_reference(source, extractor, batch_size, ref_num, kid_pool, seed):
     """Feature statistics of a data source: ``(StreamingMoments, FeatureReservoir)``, with a progress bar."""
-    import keras
-
-    from hat_ebm_tf.data import image_dataset, model_range_to_uint8
-    from hat_ebm_tf.metrics import FeatureReservoir, StreamingMoments
-
     dataset = image_dataset(source, batch_size, training=False)
     total = int(dataset.cardinality()) * batch_size if int(dataset.cardinality()) >= 0 else None
     if ref_num is not None:
@@ -137,9 +134,6 @@ def reference_statistics(extractor, image_shape, reference, settings):
     Returns:
         ``(stats, info)``: stats as from ``load_statistics``; info for the record.
     """
-    from hat_ebm_tf.metrics import load_statistics, save_statistics
-    from hat_ebm_tf.sources import parse_source
-
     data, ref_stats = reference.data, reference.stats
     source = None
     if data:
@@ -210,12 +204,6 @@ def sample_statistics(model, config, extractor, dump, settings):
         dump: a ``SampleDump`` the uint8 samples are written to, or None.
         settings: ``FidSettings``.
     """
-    import keras
-
-    from hat_ebm_tf.data import model_range_to_uint8
-    from hat_ebm_tf.metrics import FeatureReservoir, StreamingMoments
-    from hat_ebm_tf.sampler import row_seeds
-
     num, seed, batch_size = settings.num, settings.seed, settings.batch_size
     moments, reservoir = StreamingMoments(), FeatureReservoir(settings.kid_pool, seed)
     times = {"sampling": 0.0, "sample_features": 0.0}
@@ -256,13 +244,6 @@ def fid_record(model, config, extractor, model_path, reference, settings, dump_s
         KID features), the settings, the model's and features' identity, the
         reference's provenance, wall times and versions.
     """
-    import keras
-    import tensorflow as tf
-
-    import hat_ebm_tf
-    from hat_ebm_tf.features import path_sha256
-    from hat_ebm_tf.metrics import frechet_distance, kernel_inception_distance
-
     start = time.perf_counter() if started is None else started
     num, seed = settings.num, settings.seed
     if num < 2:
@@ -297,7 +278,7 @@ def fid_record(model, config, extractor, model_path, reference, settings, dump_s
         "model": {
             "path": os.fspath(checkpoint),
             "sha256": path_sha256(checkpoint),
-            "mode": model.mode,
+            "mode": model.mode.name,
             "image_shape": list(model.image_shape),
         },
         "features": extractor.info,

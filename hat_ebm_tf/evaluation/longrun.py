@@ -18,11 +18,16 @@ import dataclasses
 import json
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
+from hat_ebm_tf.config import load_config
 from hat_ebm_tf.data import model_range_to_uint8, read_source
-from hat_ebm_tf.sampler import initial_state, langevin, row_seeds
+from hat_ebm_tf.rng import row_seeds
+from hat_ebm_tf.run_dir import RunDir
+from hat_ebm_tf.sampler import initial_state, langevin
 
 # Quantiles of the bands drawn for the chains' and the data's energies.
 BAND = (0.1, 0.9)
@@ -147,13 +152,6 @@ def long_run(
     )
 
 
-def data_energies(model, images, batch_size=250):
-    """``H`` of images ``[N, H, W, C]`` in [-1, 1], ``batch_size`` per ``model.energy`` call, as float64 ``[N]``."""
-    return np.concatenate(
-        [model.energy(images[i : i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
-    ).astype(np.float64)
-
-
 def run_data_images(path, num):
     """Up to ``num`` images of the data a run trained on, for the real-data energy band.
 
@@ -165,9 +163,6 @@ def run_data_images(path, num):
         ``[n, H, W, C]`` float32 in [-1, 1], n <= ``num``; None for a ``.keras``
         file, a run without a config (an imported one), or ``num`` 0.
     """
-    from hat_ebm_tf.training.config import load_config
-    from hat_ebm_tf.training.run_dir import RunDir
-
     config_file = Path(path) / RunDir.CONFIG
     if num <= 0 or not config_file.is_file():
         return None
@@ -226,8 +221,6 @@ def _draw_band(ax, x, values, colour, label):
 
 def save_energy_plot(run, path):
     """Energy (and saturated-pixel share) of the chains against the step, with the real data's energy band."""
-    import matplotlib.pyplot as plt
-
     fig, (ax, ax_sat) = plt.subplots(1, 2, figsize=(10, 3.6))
     _draw_band(ax, run.steps, run.energies, "tab:blue", f"chains: median, {BAND[0]:.0%}–{BAND[1]:.0%}")
     if run.data_energies is not None:
@@ -247,8 +240,6 @@ def save_energy_plot(run, path):
 
 def save_acceptance_plot(run, path):
     """Each piece's acceptance rate (median and band over chains) against the step."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     x = run.steps[1:]
     _draw_band(ax, x, run.acceptance_res, "tab:blue", "residual")
@@ -265,8 +256,6 @@ def save_acceptance_plot(run, path):
 
 def save_strips(run, path, scale=3):
     """One row per kept chain, one column per kept step (labelled), as a PNG."""
-    import matplotlib.pyplot as plt
-
     strips = run.strips.repeat(scale, 2).repeat(scale, 3)  # [S, N, H, W, C]
     num_steps, num_chains, h, w, c = strips.shape
     gap = 2
@@ -296,8 +285,6 @@ def write_long_run(run, paths, info=None):
             under MALA, and an existing one removed otherwise.
         info: extra JSON fields (e.g. the model path).
     """
-    import matplotlib
-
     matplotlib.use("Agg")
     record = {**(info or {}), **summary(run)}
     paths["json"].write_text(json.dumps(record, indent=1, allow_nan=True) + "\n")

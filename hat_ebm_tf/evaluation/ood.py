@@ -7,6 +7,9 @@ FPR@95%TPR and, for a calibrated SavedModel, the fraction of the set that
 ``ood_detect`` flags (its TPR at the stored threshold), with the fraction of
 in-distribution images flagged (its FPR). It also holds the ROC curves and the
 score histograms, which ``save_figures`` draws as PNGs.
+
+``hat-ebm ood`` builds its parser and checks its flags with this module, so it
+imports TensorFlow and matplotlib only inside the functions that need them.
 """
 
 from pathlib import Path
@@ -14,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hat_ebm_tf.errors import ConfigError, DataError
+from hat_ebm_tf.sources import parse_source
 
 HISTOGRAM_FILE = "ood_histograms.png"
 ROC_FILE = "ood_roc.png"
@@ -30,6 +34,7 @@ def load_images(path):
     Raises:
         DataError: missing or unreadable file, unknown format, or images of the wrong rank, dtype or range.
     """
+    # TensorFlow: loaded only when called (see the module doc).
     from hat_ebm_tf.data import read_array_file
     from hat_ebm_tf.validation import check_image_array
 
@@ -46,8 +51,7 @@ def read_data(spec, image_shape, limit=None):
     """
     if Path(spec).suffix in (".npy", ".npz"):
         return load_images(spec)[:limit]
-    from hat_ebm_tf.data import read_source
-    from hat_ebm_tf.sources import parse_source
+    from hat_ebm_tf.data import read_source  # TensorFlow: only when called (module doc)
 
     height, _, channels = image_shape
     return read_source(parse_source(spec, height, channels), limit=limit)
@@ -82,7 +86,7 @@ def evaluate(scorer, in_data=None, out_data=(), suite=None, limit=None):
         ConfigError: no in-distribution or no OOD set, or the digits suite for a colour model.
         DataError: unreadable data; ValueError: images the model does not take.
     """
-    from hat_ebm_tf.evaluation import ood_suite
+    from hat_ebm_tf.evaluation import ood_suite  # TensorFlow: only when called (module doc)
 
     check_sets(in_data, out_data, suite)
     in_set, out_sets = None, []
@@ -132,7 +136,7 @@ def ood_report(model, in_set, out_sets, calibration=None, bins=40):
         threshold, ``roc``: fpr and tpr lists), ``histogram`` (``edges`` and
         ``counts`` per set).
     """
-    from hat_ebm_tf.serving.scoring import ood_metrics, roc_curve
+    from hat_ebm_tf.serving.scoring import ood_metrics, roc_curve  # TensorFlow: only when called (module doc)
 
     in_name, in_result = in_set
     pooled = np.concatenate([in_result["score"], *(result["score"] for _, result in out_sets)])
@@ -207,6 +211,7 @@ def save_figures(report, directory):
     """
     threshold = report["calibration"]["threshold"] if report["calibration"] else None
     edges = np.asarray(report["histogram"]["edges"])
+    # matplotlib: loaded only when called (see the module doc).
     import matplotlib
 
     matplotlib.use("Agg")

@@ -18,6 +18,9 @@ The report of scored sets is ``hat_ebm_tf.evaluation.ood``'s.
 
 import numpy as np
 import tensorflow as tf
+from matplotlib import font_manager
+from matplotlib.ft2font import FT2Font
+from sklearn.datasets import load_sample_images
 
 from hat_ebm_tf.data import read_source, uint8_to_model_range
 from hat_ebm_tf.sources import DataSource
@@ -51,9 +54,6 @@ def rendered_letters(fonts=LETTER_FONTS, letters=LETTERS):
     Returns:
         ``[len(fonts) · len(letters), 8, 8, 1]`` float32 in [-1, 1].
     """
-    from matplotlib import font_manager
-    from matplotlib.ft2font import FT2Font
-
     directory = font_manager.findfont("DejaVu Sans").rpartition("/")[0]
     glyphs = []
     for name in fonts:
@@ -88,8 +88,6 @@ def photo_patches(count, size, seed=SUITE_SEED):
     Returns:
         ``[count, size, size, 1]`` float32 in [-1, 1].
     """
-    from sklearn.datasets import load_sample_images
-
     photos = [uint8_to_model_range(tf.image.rgb_to_grayscale(photo)).numpy() for photo in load_sample_images().images]
     rng = np.random.default_rng(seed)
     patches = []

@@ -1,7 +1,8 @@
-"""Serving: SavedModel export for TF Serving, and scoring of exported SavedModels.
+"""Serving: SavedModel export for TF Serving, its OOD calibration, and scoring of exported SavedModels.
 
 ``hat_ebm_tf.serving.savedmodel`` (TensorFlow and the model) writes the
-SavedModel, with the signatures of ``hat_ebm_tf.serving.signatures``;
+SavedModel, with the signatures of ``hat_ebm_tf.serving.signatures`` and, in a
+calibrated export, the detector of ``hat_ebm_tf.serving.calibration``;
 ``hat_ebm_tf.serving.scoring`` (TensorFlow and NumPy only, never
 Keras) loads it and scores images. Importing this package imports the scoring
 side only. The same scoring module, as one stand-alone file, is the

@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 
+from hat_ebm_tf.errors import MissingDependencyError
 from hat_ebm_tf.serving.scoring import CALIBRATION_FILE
 from hat_ebm_tf.serving.signatures import build_serving_module, sampler_json
 
@@ -78,8 +79,6 @@ def serving_protos(name):
     Raises:
         MissingDependencyError: it is not installed, saying how to install it.
     """
-    from hat_ebm_tf.errors import MissingDependencyError
-
     try:
         return importlib.import_module(f"tensorflow_serving.{name}")
     except ImportError as err:

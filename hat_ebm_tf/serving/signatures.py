@@ -23,7 +23,7 @@ serving_default     = ``ood_score``
 ``ood_score`` is the energy ``H(x)``: higher means less likely under the model,
 so more out-of-distribution. ``ood_detect`` and ``ood_detect_uint8`` exist
 only in a calibrated export (``calibration``, see
-``hat_ebm_tf.evaluation.ood_calibration``): beside ``score`` they return the
+``hat_ebm_tf.serving.calibration``): beside ``score`` they return the
 conformal ``p_value`` against the stored calibration scores and
 ``is_ood = p_value <= fpr``, computed in the graph. ``sample``/``refine`` run the model's own seeded
 sampler (``HatEBM.sample_with_seeds``/``refine_with_seeds``) with one
@@ -50,7 +50,7 @@ import json
 import tensorflow as tf
 
 from hat_ebm_tf.data import uint8_to_model_range
-from hat_ebm_tf.evaluation.ood_calibration import CalibrationModule
+from hat_ebm_tf.serving.calibration import CalibrationModule
 
 
 # ------------------------------------------------------------ in-graph checks
@@ -197,7 +197,7 @@ def serving_functions(model, sampler=None, calibration=None):
     if calibration is not None:
         functions.update(energy_of("ood_detect", head=calibration.detect))
     functions["sample"] = sample
-    if model.mode != "synthesis":
+    if model.mode.joint:
         functions["refine"] = refine
     functions["generate"] = generate
     functions["sampler_config"] = sampler_config

@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from hat_ebm_tf.data import model_range_to_uint8, uint8_to_model_range
 from hat_ebm_tf.errors import TrainingDiverged  # noqa: F401 - raised by hat_ebm_tf.training.train, imported from here
-from hat_ebm_tf.evaluation.digits_quality import digits_classifier, quality_report
-from hat_ebm_tf.training.plots import image_grid
+from hat_ebm_tf.plots import image_grid
+from hat_ebm_tf.quality.digits import digits_classifier, quality_report
 
 log = logging.getLogger("hat_ebm_tf.training")
 

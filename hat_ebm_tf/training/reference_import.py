@@ -3,6 +3,8 @@
 The authors' released models (TF 2.6 ``save_weights("*.ckpt")`` checkpoints of
 the hat network and the SN-GAN generator or retrofit decoder) become a
 ``model.keras`` that ``hat-ebm sample`` (and the export) load like any run.
+TensorFlow and the model are imported by the functions that build it, so that
+the command line checks its flags and directory (``check_import``) first.
 """
 
 import dataclasses
@@ -10,8 +12,9 @@ import json
 from pathlib import Path
 
 from hat_ebm_tf.errors import ConfigError, RunDirError
-from hat_ebm_tf.training.outputs import check_writable_dir
-from hat_ebm_tf.training.run_dir import RunDir
+from hat_ebm_tf.modes import get_mode
+from hat_ebm_tf.outputs import check_writable_dir
+from hat_ebm_tf.run_dir import RunDir
 
 # The default sampler: the reference's CIFAR-10 synthesis evaluation (REFERENCE.md),
 # plus, in the joint modes, latent steps of LangevinConfig.for_form. Settings left
@@ -47,8 +50,9 @@ def check_import(run_dir, checkpoints, mode, overwrite):
         ConfigError: ``--mode`` does not match the checkpoints given.
         RunDirError: ``run_dir`` cannot take the import.
     """
-    if (mode == "retrofit") != (checkpoints.decoder is not None):
-        raise ConfigError(f"--mode {mode} needs --{'decoder' if mode == 'retrofit' else 'generator'}")
+    decoder = get_mode(mode, hat_ebm=True, where="--mode").generator == "decoder"
+    if decoder != (checkpoints.decoder is not None):
+        raise ConfigError(f"--mode {mode} needs --{'decoder' if decoder else 'generator'}")
     run_dir = Path(run_dir)
     check_writable_dir(run_dir, "--run-dir")
     trained = [name for name in (RunDir.CONFIG, RunDir.CHECKPOINTS) if (run_dir / name).exists()]
@@ -73,7 +77,7 @@ def import_reference(run_dir, checkpoints, mode, image_size, sampler, out_factor
         mode: ``synthesis``, ``refine`` or ``retrofit``.
         image_size: the checkpoints' image size (checked).
         sampler: the model's ``LangevinConfig``.
-        out_factor: generator output scale (default: 1.0 refine, 2.0 else).
+        out_factor: generator output scale (default: the mode's ``out_factor``, 1.0 refine, 2.0 else).
         latent_hw: retrofit latent grid size.
         bank_size: persistent bank size (synthesis).
 
@@ -83,10 +87,11 @@ def import_reference(run_dir, checkpoints, mode, image_size, sampler, out_factor
     Raises:
         ConfigError: ``image_size`` is not the checkpoints' (``--image-size``).
     """
+    # TensorFlow and the model: loaded only for the import itself (the command line checks it first).
     from hat_ebm_tf.model import HatEBM
     from hat_ebm_tf.reference import decoder_from_reference, generator_from_reference, hat_from_reference
 
-    out_factor = out_factor if out_factor is not None else (1.0 if mode == "refine" else 2.0)
+    out_factor = out_factor if out_factor is not None else get_mode(mode, hat_ebm=True).out_factor
     hat = hat_from_reference(checkpoints.hat)
     if checkpoints.decoder:
         generator = decoder_from_reference(checkpoints.decoder, out_factor, latent_hw=(latent_hw, latent_hw))
@@ -117,6 +122,7 @@ def import_reference(run_dir, checkpoints, mode, image_size, sampler, out_factor
 
 def _write_autoencoder(encoder_path, decoder, run_dir):
     """Write ``autoencoder.keras``: the reference encoder with the imported decoder."""
+    # TensorFlow and the model: as in import_reference.
     from hat_ebm_tf.autoencoder import Autoencoder
     from hat_ebm_tf.reference import encoder_from_reference
 

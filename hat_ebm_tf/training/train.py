@@ -39,15 +39,20 @@ import tensorflow as tf
 import yaml
 
 from hat_ebm_tf.autoencoder import Autoencoder
+from hat_ebm_tf.config import ConfigError
 from hat_ebm_tf.data import distributed_dataset, image_dataset, model_range_to_uint8, uint8_to_model_range
 from hat_ebm_tf.distribute import make_strategy
 from hat_ebm_tf.errors import RunDirError, TrainingInterrupted
-from hat_ebm_tf.evaluation.digits_quality import GENERATOR_ROW, quality_report, quality_table
 from hat_ebm_tf.model import HatEBM
+from hat_ebm_tf.modes import get_mode
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.optimizers import FusedAdam
+from hat_ebm_tf.outputs import check_writable_dir
+from hat_ebm_tf.plots import save_image_grid, save_training_curves
 from hat_ebm_tf.precision import global_policy
+from hat_ebm_tf.quality.digits import GENERATOR_ROW, quality_report, quality_table
 from hat_ebm_tf.reference import decoder_from_reference, generator_from_reference
+from hat_ebm_tf.run_dir import RunDir, check_run_dir
 from hat_ebm_tf.training.callbacks import (
     CheckpointEveryEpoch,
     DivergenceWatchdog,
@@ -61,10 +66,6 @@ from hat_ebm_tf.training.callbacks import (
     load_history,
     piecewise_constant,
 )
-from hat_ebm_tf.training.config import ConfigError
-from hat_ebm_tf.training.outputs import check_writable_dir
-from hat_ebm_tf.training.plots import save_image_grid, save_training_curves
-from hat_ebm_tf.training.run_dir import RunDir, check_run_dir
 from hat_ebm_tf.training.tensorboard_log import drop_events_after
 
 log = logging.getLogger("hat_ebm_tf.training")
@@ -87,7 +88,7 @@ def build_networks(config, pretrained=True):
     """``(hat, generator)`` of a config; ``pretrained=False`` builds a fresh generator even in joint modes."""
     nets, size, channels = config.networks, config.data.image_size, config.data.channels
     hat = HatNetwork(image_size=size, width=nets.hat_width, channels=channels)
-    if pretrained and config.mode in ("refine", "retrofit"):
+    if pretrained and not get_mode(config.mode).trains_generator:
         return hat, load_pretrained_generator(nets, nets.out_factor)
     if nets.generator == "decoder":
         latent = (nets.latent_hw, nets.latent_hw, 1)
@@ -97,11 +98,11 @@ def build_networks(config, pretrained=True):
 
 def build_model(config, pretrained=True):
     """The compiled model of an ``ExperimentConfig`` (``HatEBM``, or ``Autoencoder`` in autoencoder mode)."""
-    train = config.training
+    train, mode = config.training, get_mode(config.mode)
     hat, generator = build_networks(config, pretrained)
     hat_lr = piecewise_constant(train.hat_learning_rate)(0)
     gen_lr = piecewise_constant(train.generator_learning_rate)(0)
-    if config.mode == "autoencoder":
+    if not mode.hat_ebm:
         encoder = RetrofitEncoder(
             config.networks.generator_width, config.data.channels, image_size=config.data.image_size
         )
@@ -123,7 +124,7 @@ def build_model(config, pretrained=True):
     ema = {"use_ema": True, "ema_momentum": train.ema_momentum} if train.ema_momentum else {}
     model.compile(
         hat_optimizer=FusedAdam(hat_lr, beta_1=0.9, beta_2=0.999, **ema),
-        generator_optimizer=FusedAdam(gen_lr, beta_1=0.9, beta_2=0.999) if config.mode == "synthesis" else None,
+        generator_optimizer=FusedAdam(gen_lr, beta_1=0.9, beta_2=0.999) if mode.trains_generator else None,
     )
     return model
 

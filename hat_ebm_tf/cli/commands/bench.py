@@ -15,6 +15,6 @@ def register(subparsers):
 
 
 def run(args):
-    from hat_ebm_tf.benchmarks.run import run_benchmarks
+    from hat_ebm_tf.benchmarks.run import run_benchmarks  # TensorFlow: loaded only when the command runs
 
     run_benchmarks(args)

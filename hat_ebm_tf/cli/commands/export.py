@@ -2,6 +2,8 @@
 
 from hat_ebm_tf.argtypes import positive_int, probability
 from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
+from hat_ebm_tf.errors import DataError
+from hat_ebm_tf.sources import parse_source
 
 
 def register(subparsers):
@@ -45,7 +47,8 @@ def register(subparsers):
 
 
 def run(args):
-    from hat_ebm_tf.evaluation.ood_calibration import CalibrationModule
+    # TensorFlow: loaded only when the command runs.
+    from hat_ebm_tf.serving.calibration import CalibrationModule
     from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE, check_model_name, export_model, serving_protos
     from hat_ebm_tf.serving.signatures import serving_functions
 
@@ -76,9 +79,8 @@ def run(args):
 
 def _calibration(model, spec, fpr):
     """The ``OODCalibration`` of ``model`` on the data source ``spec`` (plain ``digits``: ``digits:calibration``)."""
-    from hat_ebm_tf.errors import DataError
-    from hat_ebm_tf.evaluation.ood_calibration import calibrate_model
-    from hat_ebm_tf.sources import parse_source
+    # TensorFlow: loaded only when the command runs.
+    from hat_ebm_tf.serving.calibration import calibrate_model
 
     spec = "digits:calibration" if spec == "digits" else spec
     height, _, channels = model.image_shape

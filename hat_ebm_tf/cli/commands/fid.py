@@ -8,6 +8,21 @@ from pathlib import Path
 
 from hat_ebm_tf.argtypes import positive_int
 from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
+from hat_ebm_tf.outputs import output_file
+from hat_ebm_tf.run_dir import RunDir
+
+
+def default_record_path(model, dump_samples=None):
+    """Where the record goes by default: ``NAME.fid.json`` next to ``dump_samples``, else ``fid.json`` by the model.
+
+    Args:
+        model: a run directory or ``.keras`` file.
+        dump_samples: the ``.npz`` the samples are written to, or None.
+    """
+    if dump_samples:
+        dump = Path(dump_samples)
+        return dump.with_name(dump.name.removesuffix(".npz") + ".fid.json")
+    return RunDir.model_file(model).parent / RunDir.FID_RECORD
 
 
 def register(subparsers):
@@ -70,10 +85,7 @@ def run(args):
         )
     if args.ref_stats is not None and not Path(args.ref_stats).parent.is_dir():
         raise ValueError(f"--ref-stats {args.ref_stats}: no directory {os.fspath(Path(args.ref_stats).parent)!r}")
-    from hat_ebm_tf.evaluation.fid import FidSettings, Reference, default_record_path, fid_record, format_kid
-    from hat_ebm_tf.training.outputs import output_file
-
-    # The outputs, checked before the long sampling; an earlier result is replaced only with --overwrite.
+    # The outputs, checked before TensorFlow loads; an earlier result is replaced only with --overwrite.
     dump_samples = None
     if args.dump_samples is not None:
         dump_samples = os.fspath(
@@ -83,6 +95,8 @@ def run(args):
         args.record or default_record_path(args.model, dump_samples), "--record", overwrite=args.overwrite
     )
 
+    # TensorFlow: loaded only when the command runs, after the checks above.
+    from hat_ebm_tf.evaluation.fid import FidSettings, Reference, fid_record, format_kid
     from hat_ebm_tf.features import load_feature_extractor
 
     # First, so that a missing Inception file (InceptionNotFoundError) stops the command before any sampling.

@@ -7,7 +7,15 @@ from pathlib import Path
 
 from hat_ebm_tf.argtypes import positive_int
 from hat_ebm_tf.cli.common import SAMPLER_FLAGS, add_sampler_flags, apply_sampler_flags
-from hat_ebm_tf.training.reference_import import REFERENCE_EVALUATION
+from hat_ebm_tf.modes import HAT_EBM_MODES, get_mode
+from hat_ebm_tf.run_dir import RunDir
+from hat_ebm_tf.sampler_config import LangevinConfig
+from hat_ebm_tf.training.reference_import import (
+    REFERENCE_EVALUATION,
+    ReferenceCheckpoints,
+    check_import,
+    import_reference,
+)
 
 
 def register(subparsers):
@@ -19,7 +27,7 @@ def register(subparsers):
     nets.add_argument("--generator", help="SN-GAN generator checkpoint prefix (synthesis, refine)")
     nets.add_argument("--decoder", help="retrofit decoder checkpoint prefix (retrofit)")
     parser.add_argument("--encoder", help="retrofit encoder checkpoint: also write autoencoder.keras")
-    parser.add_argument("--mode", choices=("synthesis", "refine", "retrofit"), required=True)
+    parser.add_argument("--mode", choices=HAT_EBM_MODES, required=True)
     parser.add_argument("--image-size", type=positive_int, required=True, help="must match the checkpoints")
     parser.add_argument("--out-factor", type=float, help="generator output scale (default: 1.0 refine, 2.0 else)")
     parser.add_argument("--latent-hw", type=positive_int, default=16, help="retrofit latent grid size (default 16)")
@@ -36,13 +44,10 @@ def register(subparsers):
 
 
 def run(args):
-    from hat_ebm_tf.sampler import LangevinConfig
-    from hat_ebm_tf.training.reference_import import ReferenceCheckpoints, check_import, import_reference
-    from hat_ebm_tf.training.run_dir import RunDir
 
     checkpoints = ReferenceCheckpoints(args.hat, args.generator, args.decoder, args.encoder)
     check_import(args.run_dir, checkpoints, args.mode, args.overwrite)
-    sampler = apply_sampler_flags(LangevinConfig.for_form(args.mode != "synthesis", **REFERENCE_EVALUATION), args)
+    sampler = apply_sampler_flags(LangevinConfig.for_form(get_mode(args.mode).joint, **REFERENCE_EVALUATION), args)
     import_reference(
         args.run_dir, checkpoints, args.mode, args.image_size, sampler, args.out_factor, args.latent_hw, args.bank_size
     )

@@ -1,9 +1,14 @@
 """``hat-ebm longrun``: long-run chains of a trained model, with energy, image strips and MALA acceptance."""
 
+import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 from hat_ebm_tf.argtypes import non_negative_int, positive_int
 from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
+from hat_ebm_tf.outputs import check_writable_dir, output_file
 
 DEFAULT_STEPS = 10000
 
@@ -28,21 +33,11 @@ def register(subparsers):
 
 
 def run(args):
-    import sys
-    import time
-
+    # TensorFlow: loaded only when the command runs.
     import keras
-    import numpy as np
 
-    from hat_ebm_tf.evaluation.longrun import (
-        FILES,
-        data_energies,
-        long_run,
-        mark_multiples,
-        run_data_images,
-        write_long_run,
-    )
-    from hat_ebm_tf.training.outputs import check_writable_dir, output_file
+    from hat_ebm_tf.evaluation.longrun import FILES, long_run, mark_multiples, run_data_images, write_long_run
+    from hat_ebm_tf.model import data_energies
 
     # --steps is the sampler's num_steps; absent, a long run's default rather than the run's evaluation length.
     vars(args).setdefault("num_steps", DEFAULT_STEPS)

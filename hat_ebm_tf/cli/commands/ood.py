@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hat_ebm_tf.argtypes import positive_int
 from hat_ebm_tf.evaluation import ood
+from hat_ebm_tf.outputs import check_writable_dir, output_file
 
 
 def register(subparsers):
@@ -55,8 +56,8 @@ def register(subparsers):
 
 
 def run(args):
+    # TensorFlow: loaded only when the command runs.
     from hat_ebm_tf.serving.scoring import load_scorer
-    from hat_ebm_tf.training.outputs import check_writable_dir, output_file
 
     ood.check_sets(args.in_data, args.out_data, args.suite)  # before the slow load
     json_path = output_file(args.json_path, "--json", overwrite=args.overwrite) if args.json_path else None

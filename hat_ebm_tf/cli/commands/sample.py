@@ -1,7 +1,11 @@
 """``hat-ebm sample``: draw samples from a trained model."""
 
+import numpy as np
+
 from hat_ebm_tf.argtypes import positive_int
 from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
+from hat_ebm_tf.config import check_memory
+from hat_ebm_tf.outputs import output_file
 
 
 def register(subparsers):
@@ -30,12 +34,10 @@ def register(subparsers):
 
 
 def run(args):
-    import numpy as np
-
+    # TensorFlow and matplotlib: loaded only when the command runs.
     from hat_ebm_tf.data import model_range_to_uint8, uint8_to_model_range
-    from hat_ebm_tf.training.config import check_memory
-    from hat_ebm_tf.training.outputs import output_file
-    from hat_ebm_tf.training.plots import save_image_grid
+    from hat_ebm_tf.plots import save_image_grid
+    from hat_ebm_tf.quality.digits import format_quality_table, quality_table
 
     if args.quality and args.num < 2:
         raise SystemExit("hat-ebm sample: error: --quality needs --num >= 2 (for the Fréchet distance and KID)")
@@ -55,6 +57,4 @@ def run(args):
         save_image_grid(images[:100], png)
     print(f"wrote {len(images)} samples {list(images.shape[1:])} to {out}")
     if args.quality:
-        from hat_ebm_tf.evaluation.digits_quality import format_quality_table, quality_table
-
         print(format_quality_table(quality_table(uint8_to_model_range(images).numpy())))

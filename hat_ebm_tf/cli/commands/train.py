@@ -5,6 +5,7 @@ import json
 import sys
 
 from hat_ebm_tf.argtypes import positive_int
+from hat_ebm_tf.config import load_config
 
 
 def register(subparsers):
@@ -20,10 +21,10 @@ def register(subparsers):
 
 
 def run(args):
-    from hat_ebm_tf.training.config import load_config
-
     config = load_config(args.config)  # before TensorFlow loads: a bad config is named at once
 
+    # TensorFlow: loaded only once the config is valid.
+    from hat_ebm_tf.quality.digits import format_quality_table
     from hat_ebm_tf.training.train import run_training
 
     overrides = {}
@@ -36,7 +37,5 @@ def run(args):
     quality = summary.pop("quality", None)  # in full in quality.json; shown as its table
     print(json.dumps(summary, indent=1))
     if quality is not None:
-        from hat_ebm_tf.evaluation.digits_quality import format_quality_table
-
         print(format_quality_table(quality))
     print(f"run directory: {args.run_dir}")

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from hat_ebm_tf.data import read_source
-from hat_ebm_tf.evaluation.longrun import data_energies
+from hat_ebm_tf.model import data_energies
 
 DEFAULT_FPR = 0.05
 P_VALUE_FORMULA = "(1 + #{calibration scores >= score}) / (n + 1)"

@@ -1,8 +1,9 @@
-"""Experiment configs: YAML/JSON data files, validated, unknown keys rejected.
+"""Experiment configs: YAML/JSON data files, validated, unknown keys rejected, free of TensorFlow.
 
-Config dicts stop here: everything below ``hat_ebm_tf.training`` takes the frozen
+Config dicts stop here: the training job and the commands take the frozen
 dataclasses built by ``load_config``. A config file is parsed as data
-(``yaml.safe_load``), never executed.
+(``yaml.safe_load``), never executed. Nothing here imports TensorFlow, so that
+``hat-ebm train`` names a bad config before TensorFlow's start-up.
 """
 
 import dataclasses
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from hat_ebm_tf.choices import HAT_TABLE, MODES, STRATEGIES
+from hat_ebm_tf.choices import HAT_TABLE, STRATEGIES
 from hat_ebm_tf.errors import ConfigError, DataError, LimitError
-from hat_ebm_tf.sampler_config import LangevinConfig
+from hat_ebm_tf.modes import get_mode
+from hat_ebm_tf.sampler_config import LangevinConfig, check_known_keys
 from hat_ebm_tf.sources import parse_source
 
 
@@ -25,12 +27,12 @@ def _shipped_config_dir():
     """The shipped ``*.yaml`` configs: the repository's ``training/configs/``.
 
     An install (``pip install .``) maps that folder into the package as
-    ``hat_ebm_tf/training/configs/`` (``setup.py``); a checkout on the path
-    (or an editable install) reads it where it is.
+    ``hat_ebm_tf/configs/`` (``setup.py``); a checkout on the path (or an
+    editable install) reads it where it is.
     """
     here = Path(__file__).resolve().parent
     installed = here / "configs"
-    return installed if installed.is_dir() else here.parents[1] / "training" / "configs"
+    return installed if installed.is_dir() else here.parent / "training" / "configs"
 
 
 CONFIG_DIR = _shipped_config_dir()
@@ -81,10 +83,7 @@ def _check_type(value, annotation, key):
 def _from_dict(cls, values, where):
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
+    check_known_keys(values, cls, where)
     hints = typing.get_type_hints(cls)
     for name, value in values.items():
         _check_type(value, hints[name], f"{where}: {name}")
@@ -401,7 +400,7 @@ def _check_limits(config):
         * config.evaluation.num_samples
         * pixels,
     }
-    if config.mode == "synthesis":
+    if get_mode(config.mode).uses_banks:
         parts[f"persistent banks (training.bank_size={train.bank_size})"] = 4 * train.bank_size * (latent + pixels)
     check_memory(parts, limits.memory_gb, f"raise limits.memory_gb (now {limits.memory_gb:g}) in the config")
 
@@ -421,8 +420,7 @@ class ExperimentConfig:
     limits: LimitsConfig = LimitsConfig()
 
     def __post_init__(self):
-        modes = [*MODES, "autoencoder"]
-        _require(self.mode in modes, f"mode={self.mode!r}: expected one of {modes}")
+        mode = get_mode(self.mode)
         _require(
             isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= SEED_MAX,
             f"seed={self.seed!r} must be an integer in [0, {SEED_MAX}]",
@@ -432,19 +430,14 @@ class ExperimentConfig:
             f"data.image_size={self.data.image_size}: the networks support {sorted(HAT_TABLE)}",
         )
         _check_limits(self)
-        decoder = self.mode in ("retrofit", "autoencoder")
         _require(
-            decoder == (self.networks.generator == "decoder"),
-            f"mode={self.mode!r} needs networks.generator={'decoder' if decoder else 'sngan'!r}",
+            self.networks.generator == mode.generator,
+            f"mode={self.mode!r} needs networks.generator={mode.generator!r}",
         )
-        if self.mode != "autoencoder":
-            _require(
-                self.sampler.update_latents == (self.mode != "synthesis"),
-                f"mode={self.mode!r} needs sampler.update_latents={self.mode != 'synthesis'}",
-            )
+        mode.check_sampler(self.sampler)
         if self.evaluation.every is not None:
             _require(
-                self.data.to_source().kind == "digits" and self.mode != "autoencoder",
+                self.data.to_source().kind == "digits" and mode.hat_ebm,
                 f"evaluation.every={self.evaluation.every} scores samples with a digits classifier: it needs "
                 f"data.source 'digits' and a Hat EBM mode, not data.source={self.data.source!r} in mode "
                 f"{self.mode!r}; remove it",
@@ -471,10 +464,7 @@ def parse_config(values, where="config"):
     """
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level, got {type(values).__name__}")
-    top = {"name", "mode", "seed", "evaluation", *_SECTIONS}
-    unknown = sorted(set(values) - top)
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; known keys are {sorted(top)}")
+    check_known_keys(values, ExperimentConfig, where)
     sections = {key: _from_dict(cls, values.get(key, {}), f"{where}: {key}") for key, cls in _SECTIONS.items()}
     evaluation = values.get("evaluation", {})
     _require(isinstance(evaluation, dict), f"{where}: evaluation must be a mapping")

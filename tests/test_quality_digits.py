@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from hat_ebm_tf.data import load_digits
-from hat_ebm_tf.evaluation import digits_quality as dq
+from hat_ebm_tf.quality import digits as dq
 
 # A classifier that trains in a second, for the cache mechanics (the measure itself uses dq.CLASSIFIER).
 TINY = dataclasses.replace(dq.CLASSIFIER, conv_filters=(4, 0), feature_dim=8, epochs=1)

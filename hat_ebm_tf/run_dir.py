@@ -6,16 +6,18 @@ or ``hat-ebm import-reference``, and read by ``sample``, ``fid`` and
 ``export``. Its file names are public (the README documents them): they are
 named here once, and every reader and writer takes them from ``RunDir``.
 
-Heavy imports (TensorFlow, Keras, the model) happen inside the loaders, so
-that the command line can name these files without importing them.
+TensorFlow, Keras and the model are imported inside ``RunDir.load_model``
+only, so that the command line names these files and checks a directory
+without them.
 """
 
 import os
 import zipfile
 from pathlib import Path
 
+from hat_ebm_tf.config import evaluation_sampler, load_config
 from hat_ebm_tf.errors import ConfigError, ModelFileError, RunDirError
-from hat_ebm_tf.training.outputs import check_writable_dir
+from hat_ebm_tf.outputs import check_writable_dir
 
 
 class RunDir:
@@ -64,6 +66,7 @@ class RunDir:
             ModelFileError: no such file, a file Keras cannot read
                 (``safe_mode`` stays on), or a model of another class.
         """
+        # TensorFlow and the model: loaded only when a model is read (see the module doc).
         import keras
 
         from hat_ebm_tf import register_keras_classes
@@ -103,8 +106,6 @@ class RunDir:
         config_file = Path(path) / cls.CONFIG
         if not config_file.is_file():
             return model.sampler_config
-        from hat_ebm_tf.training.config import evaluation_sampler
-
         return evaluation_sampler(config_file, model.sampler_config)
 
 
@@ -146,8 +147,6 @@ def check_run_dir(run_dir, config):
     Raises:
         RunDirError: naming the directory and the problem.
     """
-    from hat_ebm_tf.training.config import load_config  # TensorFlow and the model: imported when a run starts
-
     check_writable_dir(run_dir, "run directory")
     saved = run_dir / RunDir.CONFIG
     if saved.exists():

@@ -13,7 +13,7 @@ import tensorflow as tf
 from scipy.stats import betabinom
 
 from hat_ebm_tf.data import model_range_to_uint8, read_source
-from hat_ebm_tf.evaluation.ood_calibration import CalibrationModule, calibrate, conformal_rank, images_sha256
+from hat_ebm_tf.serving.calibration import CalibrationModule, calibrate, conformal_rank, images_sha256
 from hat_ebm_tf.serving.savedmodel import export_model
 from hat_ebm_tf.serving.scoring import load_scorer
 from hat_ebm_tf.sources import DataSource
