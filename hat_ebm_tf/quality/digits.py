@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 from hat_ebm_tf.data import load_digits
 from hat_ebm_tf.features import inception_cache_path
 from hat_ebm_tf.metrics import frechet_distance_from_features, kernel_inception_distance
+from hat_ebm_tf.outputs import replacing
 from hat_ebm_tf.sources import DIGITS_TRAIN_SIZE
 from hat_ebm_tf.validation import check_images
 
@@ -280,15 +281,12 @@ def _save(path, model, settings, figures):
         "num_weights": len(weights),
         **figures,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as file:
+        with replacing(path) as temporary, open(temporary, "wb") as file:
             np.savez(file, metadata=np.array(json.dumps(metadata)), **{f"w{i}": w for i, w in enumerate(weights)})
-        os.replace(tmp, path)
     except OSError as err:  # an unwritable cache costs a retraining next time, nothing more
         log.warning("cannot cache the digits classifier in %s: %s", path, err)
-        tmp.unlink(missing_ok=True)
 
 
 def _load(path, settings):

@@ -42,6 +42,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 from hat_ebm_tf.errors import MissingDependencyError
+from hat_ebm_tf.outputs import remove_stale_temporaries, write_atomically
 from hat_ebm_tf.serving.scoring import CALIBRATION_FILE
 from hat_ebm_tf.serving.signatures import build_serving_module, sampler_json
 
@@ -128,26 +129,19 @@ def _temporary_name(version):
     return f"{_TEMP_PREFIX}{version}-{socket.gethostname()}-{os.getpid()}"
 
 
-def _remove_stale_temporaries(model_dir):
-    """Delete temporary directories left by exports on this host whose process has died."""
-    host = socket.gethostname()
-    for path in Path(model_dir).glob(f"{_TEMP_PREFIX}*"):
-        _, _, rest = path.name.partition(_TEMP_PREFIX)
-        owner_host, _, pid = rest.partition("-")[2].rpartition("-")
-        if owner_host != host or not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(path, ignore_errors=True)
-        except PermissionError:  # alive, another user's
-            pass
-
-
-def _write_text_atomically(path, text):
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+def _held_by_a_live_export(path):
+    """Whether the temporary directory ``path`` may belong to a running export: another host's, or a live process's."""
+    _, _, rest = path.name.partition(_TEMP_PREFIX)
+    owner_host, _, pid = rest.partition("-")[2].rpartition("-")
+    if owner_host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def read_models_config(path):
@@ -181,7 +175,7 @@ def update_models_config(base_path, name, model_base_path):
     entry.name = name
     entry.base_path = model_base_path
     entry.model_platform = "tensorflow"
-    _write_text_atomically(path, text_format.MessageToString(config))
+    write_atomically(path, text_format.MessageToString(config))
     return path
 
 
@@ -225,7 +219,8 @@ def export_model(model, base_path, name, version=None, serving_root=None, sample
         raise ValueError(
             f"export_model: version {version} of {name!r} already exists at {final}; versions are never overwritten"
         )
-    _remove_stale_temporaries(model_dir)
+    # Left by exports on this host whose process has died.
+    remove_stale_temporaries(model_dir, f"{_TEMP_PREFIX}*", in_use=_held_by_a_live_export)
 
     sampler = sampler or model.sampler_config
     module, signatures = build_serving_module(model, sampler, calibration)
@@ -250,5 +245,5 @@ def export_model(model, base_path, name, version=None, serving_root=None, sample
     update_models_config(base_path, name, (root / name).as_posix())
     batching = base_path / BATCHING_PARAMETERS
     if not batching.exists():
-        _write_text_atomically(batching, _BATCHING_EXAMPLE)
+        write_atomically(batching, _BATCHING_EXAMPLE)
     return final

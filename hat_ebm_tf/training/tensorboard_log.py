@@ -13,11 +13,12 @@ files written in the same second do not promise.
 """
 
 import logging
-import os
 from pathlib import Path
 
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2
+
+from hat_ebm_tf.outputs import remove_stale_temporaries, replacing
 
 log = logging.getLogger("hat_ebm_tf.training")
 
@@ -50,8 +51,7 @@ def drop_events_after(log_dir, step):
     Returns:
         The number of events dropped.
     """
-    for leftover in Path(log_dir).rglob(_TEMPORARY):  # of a rewrite that was killed; the files are intact
-        leftover.unlink()
+    remove_stale_temporaries(log_dir, f"**/{_TEMPORARY}")  # of a rewrite that was killed; the files are intact
     dropped = 0
     for path in sorted(Path(log_dir).rglob("*tfevents*")):
         if not path.is_file():
@@ -60,11 +60,9 @@ def drop_events_after(log_dir, step):
         kept = [record for record in records if event_pb2.Event.FromString(record).step <= step]
         if len(kept) == len(records):
             continue
-        temporary = path.with_name(_TEMPORARY)
-        with tf.io.TFRecordWriter(str(temporary)) as writer:
+        with replacing(path, path.with_name(_TEMPORARY)) as temporary, tf.io.TFRecordWriter(str(temporary)) as writer:
             for record in kept:
                 writer.write(record)
-        os.replace(temporary, path)
         dropped += len(records) - len(kept)
     if dropped:
         log.info("dropped %d TensorBoard events after step %d: training goes on from that step", dropped, step)
