@@ -6,15 +6,14 @@
 import keras
 import tensorflow as tf
 
-from hat_ebm_tf.distribute import replica_info
 from hat_ebm_tf.layers import PACKAGE
-from hat_ebm_tf.model import Tracker
-from hat_ebm_tf.rng import STREAM_AUTOENCODER_NOISE, row_seeds, stateless_row_normal, step_seed
+from hat_ebm_tf.rng import STREAM_AUTOENCODER_NOISE, stateless_row_normal
+from hat_ebm_tf.train_step import Tracker, TrainStepModel
 from hat_ebm_tf.validation import check_images
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class Autoencoder(keras.Model):
+class Autoencoder(TrainStepModel):
     """Encoder + decoder trained to reconstruct images from noised latents.
 
     Loss: ``loss_factor · mean (D(E(x) + σ·N(0, I)) − x)²``, ``σ = latent_noise``.
@@ -34,12 +33,14 @@ class Autoencoder(keras.Model):
         ``[B, H, W, C]`` reconstructions (no noise, moving batch-norm statistics).
     """
 
+    NETWORKS = ("encoder", "decoder")
+
     def __init__(self, encoder, decoder, latent_noise=2e-2, loss_factor=1000.0, seed=0, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if not latent_noise >= 0:
             raise ValueError(f"Autoencoder: latent_noise={latent_noise!r} must be >= 0")
         self.encoder, self.decoder = encoder, decoder
-        self.latent_noise, self.loss_factor, self.seed = float(latent_noise), float(loss_factor), int(seed)
+        self.latent_noise, self.loss_factor = float(latent_noise), float(loss_factor)
         self.image_shape = (encoder.image_size, encoder.image_size, encoder.channels)
         self.loss_tracker = Tracker(name="loss")
         self.built = True
@@ -64,41 +65,19 @@ class Autoencoder(keras.Model):
 
     @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow (as HatEBM.train_step)
     def train_step(self, data):
-        if isinstance(data, (tuple, list, dict)):
-            raise ValueError(
-                f"Autoencoder.train_step: the dataset must yield image tensors only, not {type(data).__name__}"
-            )
-        images = check_images(data, self.image_shape, "Autoencoder.train_step", value_range=(-1.0, 1.0))
-        replica, num_replicas = replica_info()
-        step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
-        batch = tf.cast(tf.shape(images)[0], tf.int64)
-        # Per-row seeds on the global row index (as HatEBM.train_step): the same noise on 1 or N replicas.
-        seeds = row_seeds(step_seed(self.seed, step), batch, offset=tf.cast(replica, tf.int64) * batch)
-        variables = self.trainable_weights
-        with tf.GradientTape() as tape:
-            latents = self.encoder(images)
+        images = self.checked_batch(data)
+        _, seeds = self.step_seeds(tf.shape(images)[0])
+
+        def loss_fn():
+            # The noise is added in float32, whatever the encoder computes in (the decoder casts its input).
+            latents = tf.cast(self.encoder(images), tf.float32)
             noise = stateless_row_normal(seeds, STREAM_AUTOENCODER_NOISE, latents.shape[1:])
-            noisy = latents + self.latent_noise * noise
-            recon = tf.cast(self.decoder(noisy, training=True), tf.float32)
-            loss = self.loss_factor * tf.reduce_mean(tf.square(recon - images))
-            scaled = loss / num_replicas
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables, strict=True))
+            recon = tf.cast(self.decoder(latents + self.latent_noise * noise, training=True), tf.float32)
+            return self.loss_factor * tf.reduce_mean(tf.square(recon - images))
+
+        loss, _ = self.apply_loss(self.optimizer, self.trainable_weights, loss_fn)
         self.loss_tracker.update_state(loss)
-        return {m.name: m.result() for m in self.metrics}
+        return self.tracker_results()
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "latent_noise": self.latent_noise,
-            "loss_factor": self.loss_factor,
-            "seed": self.seed,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return cls(**config)
+        return {**super().get_config(), "latent_noise": self.latent_noise, "loss_factor": self.loss_factor}

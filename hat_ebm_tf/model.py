@@ -12,8 +12,6 @@ Modes:
         decoder); Langevin runs on both ``z`` and ``y``.
 """
 
-import functools
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -22,9 +20,10 @@ from hat_ebm_tf.distribute import all_gather, replica_info, scatter_rows
 from hat_ebm_tf.layers import PACKAGE
 from hat_ebm_tf.losses import generator_regression_loss, maximum_likelihood_loss
 from hat_ebm_tf.modes import get_mode
-from hat_ebm_tf.rng import SALT_BANK_LATENTS, SALT_DATA_NOISE, row_normal, row_seeds, step_seed
+from hat_ebm_tf.rng import SALT_BANK_LATENTS, SALT_DATA_NOISE, row_normal, row_seeds
 from hat_ebm_tf.sampler import initial_state, langevin
 from hat_ebm_tf.sampler_config import LangevinConfig
+from hat_ebm_tf.train_step import Tracker, TrainStepModel
 from hat_ebm_tf.validation import check_images
 
 # The samplers' row seeds: ``[B, 2]`` int64 for any batch size ``B``.
@@ -59,24 +58,27 @@ def data_energies(model, images, batch_size=250):
     ).astype(np.float64)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class Tracker(keras.metrics.Mean):
-    """Running mean of a training quantity, as reported by ``fit``.
+class _TracedFunctions:
+    """A model's traced functions by key, built on first use: one per key, for any batch size.
 
-    Under ``MultiWorkerMirroredStrategy`` Keras 3 concatenates the step
-    outputs of all replicas along axis 0 (keras #20585, TF #72388), which
-    fails on scalars; there the result is returned with shape ``[1]``.
+    A plain object, not a dict: Keras and TensorFlow would track a dict
+    attribute's values as dependencies of the model (and TensorFlow's
+    checkpoints refuse its non-string keys). Held by the model alone, it dies
+    with it (a ``functools.cache`` on a method would keep every model alive).
     """
 
-    def result(self):
-        value = super().result()
-        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-            return tf.reshape(value, [1])
-        return value
+    def __init__(self):
+        self._functions = {}
+
+    def get(self, key, build):
+        """The function of ``key``, made by ``build()`` the first time."""
+        if key not in self._functions:
+            self._functions[key] = build()
+        return self._functions[key]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class HatEBM(keras.Model):
+class HatEBM(TrainStepModel):
     """Hat EBM over a generator, trained by maximum likelihood with ``fit``.
 
     Args:
@@ -104,6 +106,8 @@ class HatEBM(keras.Model):
         ``[B]`` energies.
     """
 
+    NETWORKS = ("hat", "generator")
+
     def __init__(
         self,
         hat,
@@ -118,7 +122,7 @@ class HatEBM(keras.Model):
         seed=0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         mode = get_mode(mode, hat_ebm=True, where="HatEBM")
         if sampler is None:
             sampler = LangevinConfig.for_form(joint=mode.joint)
@@ -137,8 +141,8 @@ class HatEBM(keras.Model):
         self.gen_loss_factor = float(gen_loss_factor)
         self.bank_size = int(bank_size)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
-        self.seed = int(seed)
         self.jit_sampler = bool(jit_sampler)
+        self._traced = _TracedFunctions()
         self._langevin = tf.function(langevin, jit_compile=True) if self.jit_sampler else langevin
         self.image_shape = self._checked_shapes()
         self.latent_shape = tuple(int(d) for d in generator.latent_shape)
@@ -383,23 +387,29 @@ class HatEBM(keras.Model):
 
     # One traced function per (model, config), for any batch size: a run's last,
     # smaller batch or a new batch size must not trace the whole sampler again.
-    @functools.cache  # noqa: B019
     def _sample_function(self, config):
-        @tf.function(input_signature=[_SEEDS], autograph=False)
-        def run(seeds):
-            latents, residuals = initial_state(seeds, self.latent_shape, self.image_shape, config)
-            return self._chains(latents, residuals, seeds, config)
+        def build():
+            @tf.function(input_signature=[_SEEDS], autograph=False)
+            def run(seeds):
+                latents, residuals = initial_state(seeds, self.latent_shape, self.image_shape, config)
+                return self._chains(latents, residuals, seeds, config)
 
-        return run
+            return run
 
-    @functools.cache  # noqa: B019
+        return self._traced.get(("sample", config), build)
+
     def _refine_function(self, config):
-        @tf.function(input_signature=[tf.TensorSpec([None, *self.latent_shape], tf.float32), _SEEDS], autograph=False)
-        def run(latents, seeds):
-            _, residuals = initial_state(seeds, self.latent_shape, self.image_shape, config)
-            return self._chains(latents, residuals, seeds, config)
+        def build():
+            latents_spec = tf.TensorSpec([None, *self.latent_shape], tf.float32)
 
-        return run
+            @tf.function(input_signature=[latents_spec, _SEEDS], autograph=False)
+            def run(latents, seeds):
+                _, residuals = initial_state(seeds, self.latent_shape, self.image_shape, config)
+                return self._chains(latents, residuals, seeds, config)
+
+            return run
+
+        return self._traced.get(("refine", config), build)
 
     # No AutoGraph for the step, the samplers or anything they call: they have no
     # tensor-dependent Python control flow (the Langevin loop is a tf.while_loop),
@@ -407,36 +417,24 @@ class HatEBM(keras.Model):
     @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         """One training step of paper Alg. 1: sample, energy update, generator update, bank update, trackers."""
-        data = self._checked_batch(data)
+        data = self.checked_batch(data)
         replica_id, num_replicas = replica_info()
         batch = tf.shape(data)[0]
-        step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
-        # Per-row seeds on the global row index: every replica draws other
-        # rows, and a run gives the same numbers on 1 or N replicas.
-        seeds = row_seeds(
-            step_seed(self.seed, step), batch, offset=tf.cast(replica_id, tf.int64) * tf.cast(batch, tf.int64)
-        )
+        step, seeds = self.step_seeds(batch)
         chains = self._sample_chains(seeds)
         samples = tf.stop_gradient(chains.images)
-        loss, energy_diff, hat_grad_norm = self._energy_update(data, samples, seeds, num_replicas)
+        loss, energy_diff, hat_grad_norm = self._energy_update(data, samples, seeds)
         gen_loss = tf.constant(0.0)
         if self.mode.uses_banks:
             indices = self.bank_indices(step, batch * num_replicas)
             own = indices[replica_id * batch : (replica_id + 1) * batch]
-            gen_loss = self._generator_update(own, num_replicas)
+            gen_loss = self._generator_update(own)
             self._bank_update(indices, chains.latents, samples)
         return self._update_trackers(loss, energy_diff, gen_loss, hat_grad_norm, chains)
 
-    def _checked_batch(self, data):
-        """The training batch ``[B, H, W, C]`` in [-1, 1], checked (a ValueError naming the problem)."""
-        # Keras 3 + MultiWorkerMirroredStrategy (keras #20585, TF #72388): the
-        # dataset yields images only, and all metrics returned are scalars.
-        if isinstance(data, (tuple, list, dict)):
-            raise ValueError(
-                "HatEBM.train_step: the dataset must yield image tensors only, not "
-                f"{type(data).__name__}; map it with `lambda x, *_: x`"
-            )
-        data = check_images(data, self.image_shape, "HatEBM.train_step", value_range=(-1.0, 1.0))
+    def checked_batch(self, data):
+        """The training batch, checked (``TrainStepModel.checked_batch``), and that the banks hold a global batch."""
+        data = super().checked_batch(data)
         num_replicas = replica_info()[1]
         if self.mode.uses_banks and data.shape[0] is not None and data.shape[0] * num_replicas > self.bank_size:
             raise ValueError(
@@ -450,37 +448,32 @@ class HatEBM(keras.Model):
         latents, residuals = initial_state(seeds, self.latent_shape, self.image_shape, self.sampler_config)
         return self._chains(latents, residuals, seeds, self.sampler_config)
 
-    def _energy_update(self, data, samples, seeds, num_replicas):
+    def _energy_update(self, data, samples, seeds):
         """2. Energy update: maximum likelihood (paper Eq. 2); ``(loss, energy_diff, hat_grad_norm)``."""
         noisy = data + self.data_epsilon * row_normal(seeds, self.image_shape, SALT_DATA_NOISE)
-        hat_vars = self.hat.trainable_weights
-        with tf.GradientTape() as tape:
-            loss, energy_diff = maximum_likelihood_loss(
-                self.hat(noisy), self.hat(samples), self.sampler_config.temperature
-            )
-            # Mixed float16 scales the loss (a no-op for other optimizers).
-            scaled = self.optimizer.scale_loss(loss / num_replicas)
-        grads = tape.gradient(scaled, hat_vars)
-        hat_grad_norm = tf.linalg.global_norm(grads)
-        if self.max_grad_norm is not None:
-            grads = [tf.clip_by_norm(g, self.max_grad_norm) for g in grads]
-        self.optimizer.apply_gradients(zip(grads, hat_vars, strict=True))
+
+        def loss_fn():
+            return maximum_likelihood_loss(self.hat(noisy), self.hat(samples), self.sampler_config.temperature)
+
+        (loss, energy_diff), hat_grad_norm = self.apply_loss(
+            self.optimizer, self.hat.trainable_weights, loss_fn, self.max_grad_norm
+        )
         return loss, energy_diff, hat_grad_norm
 
-    def _generator_update(self, own, num_replicas):
+    def _generator_update(self, own):
         """3. Generator update (synthesis): regress ``G(z)`` onto the refined samples of bank rows ``own``.
 
         Cooperative learning: the banks hold earlier steps' ``(z, G(z) + y)``.
         """
-        gen_vars = self.generator.trainable_weights
-        with tf.GradientTape() as tape:
-            gen_loss = generator_regression_loss(
+
+        def loss_fn():
+            return generator_regression_loss(
                 self.generator(tf.gather(self.bank_latents, own), training=False),
                 tf.gather(self.bank_images, own),
                 self.gen_loss_factor,
             )
-            scaled = self.generator_optimizer.scale_loss(gen_loss / num_replicas)
-        self.generator_optimizer.apply_gradients(zip(tape.gradient(scaled, gen_vars), gen_vars, strict=True))
+
+        gen_loss, _ = self.apply_loss(self.generator_optimizer, self.generator.trainable_weights, loss_fn)
         return gen_loss
 
     def _bank_update(self, indices, latents, samples):
@@ -502,14 +495,12 @@ class HatEBM(keras.Model):
         self.hat_grad_norm_tracker.update_state(hat_grad_norm)
         for field, tracker in self.acceptance_trackers.items():
             tracker.update_state(tf.reduce_mean(getattr(chains, field)))
-        return {m.name: m.result() for m in self.metrics}
+        return self.tracker_results()
 
     # ----------------------------------------------------------- serialization
     def get_config(self):
         return {
             **super().get_config(),
-            "hat": keras.saving.serialize_keras_object(self.hat),
-            "generator": keras.saving.serialize_keras_object(self.generator),
             "mode": self.mode.name,
             "sampler": self.sampler_config.to_dict(),
             "data_epsilon": self.data_epsilon,
@@ -517,12 +508,4 @@ class HatEBM(keras.Model):
             "bank_size": self.bank_size,
             "max_grad_norm": self.max_grad_norm,
             "jit_sampler": self.jit_sampler,
-            "seed": self.seed,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["hat"] = keras.saving.deserialize_keras_object(config["hat"])
-        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
-        return cls(**config)

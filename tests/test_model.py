@@ -1,4 +1,5 @@
 import gc
+import weakref
 
 import keras
 import numpy as np
@@ -67,6 +68,16 @@ def test_sample_is_seeded_and_independent_of_batch_size():
     # Batches of 5, 2 and 1 and int32 seeds all ran one traced sampler: no retracing per batch size.
     model.sample_with_seeds(np.array([[3, 0]], np.int32))
     assert model._sample_function(model.sampler_config).experimental_get_tracing_count() == 1
+
+
+def test_a_model_and_its_traced_samplers_are_freed_once_unused():
+    model = tiny_model("refine")
+    model.sample(2, seed=0)
+    model.refine(np.zeros((2, 4), "float32"), seed=0)
+    freed = weakref.ref(model)
+    del model
+    gc.collect()
+    assert freed() is None  # nothing global (a cache on a method) keeps it
 
 
 def test_get_config_and_keras_file_roundtrip(tmp_path, digits16):
