@@ -13,7 +13,7 @@ from tests.helpers import tiny_digits_config
 def test_injected_nan_trips_the_watchdog_and_the_last_checkpoint_loads(tmp_path):
     import tensorflow as tf
 
-    from hat_ebm_tf.training.callbacks import TrainingDiverged
+    from hat_ebm_tf.errors import TrainingDiverged
 
     # From step 2 on the learning rate is 1e30: the weights overflow, the energies become NaN.
     config = parse_config(tiny_digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]]))
@@ -28,7 +28,7 @@ def test_injected_nan_trips_the_watchdog_and_the_last_checkpoint_loads(tmp_path)
 
 
 def test_the_watchdog_checks_the_trackers_by_the_names_the_model_gives_them():
-    from hat_ebm_tf.model import Tracker
+    from hat_ebm_tf.train_step import Tracker
     from hat_ebm_tf.training.callbacks import DivergenceWatchdog
     from tests.helpers import tiny_model
 
@@ -93,9 +93,7 @@ def test_nan_samples_give_nan_quality_figures_and_leave_the_divergence_to_the_wa
     kernel = model.hat.weights[0]
     kernel.assign(np.full(kernel.shape, np.nan, np.float32))  # NaN energies, so NaN Langevin samples
     evaluation = QualityEvaluation(every=1, num=4, seed=0, batch_size=4)
-    evaluation.set_model(model)
-    evaluation.on_train_batch_end(0)  # step 0: an evaluation step
-    logs = {}
-    evaluation.on_epoch_end(0, logs)
-    assert set(logs) == {"quality_confidence", "quality_fd", "quality_kid"}
-    assert all(math.isnan(value) for value in logs.values())
+    evaluation.after_step(model, 0)  # step 0: an evaluation step
+    figures = evaluation.epoch_figures()
+    assert set(figures) == {"quality_confidence", "quality_fd", "quality_kid"}
+    assert all(math.isnan(value) for value in figures.values())

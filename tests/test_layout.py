@@ -134,11 +134,142 @@ def _imports(path):
     return names
 
 
-@pytest.mark.parametrize("package", ["benchmarks", "evaluation", "serving", "training"])
-def test_library_subpackages_never_import_the_command_line(package):
-    for path in sorted((ROOT / "hat_ebm_tf" / package).glob("*.py")):
-        cli = sorted(name for name in _imports(path) if name.startswith("hat_ebm_tf.cli"))
-        assert not cli, f"{path.relative_to(ROOT)} imports {cli}"
+# The layers of hat_ebm_tf, lowest first, by the first name below the package ("" is the package's own
+# __init__, the lazy table of the core's public names). A module imports only from its own layer's modules
+# (layers 0 to 2) or its own package (layers 3 and 4), from lower layers, and along SIDEWAYS.
+LAYERS = (
+    # 0: free of TensorFlow, so that configs validate and the command line parses without it.
+    ("errors", "choices", "modes", "sampler_config", "sources", "argtypes", "config"),
+    # 1: the core.
+    (
+        *("", "rng", "layers", "networks", "precision", "optimizers", "distribute", "losses", "validation"),
+        *("langevin_steps", "sampler", "mala", "model", "autoencoder", "reference", "train_step"),
+    ),
+    # 2: data, metrics, sample quality, the run directory and its outputs.
+    ("data", "metrics", "features", "run_dir", "outputs", "plots", "quality"),
+    # 3: the jobs.
+    ("training", "evaluation", "serving"),
+    # 4: the command line and the benchmarks.
+    ("cli", "benchmarks"),
+)
+# (importer's package, imported package) within layers 3 and 4: the OOD report scores exported SavedModels, and
+# `hat-ebm bench` runs the benchmarks.
+SIDEWAYS = {("evaluation", "serving"), ("cli", "benchmarks")}
+LAYER_OF = {name: layer for layer, names in enumerate(LAYERS) for name in names}
+
+
+def _package_modules():
+    """``{dotted name: path}`` of every module of hat_ebm_tf (a package by its ``__init__.py``)."""
+    modules = {}
+    for path in sorted((ROOT / "hat_ebm_tf").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+MODULES = _package_modules()
+
+
+def _known(name):
+    """The module of hat_ebm_tf that ``name`` (a module, or a name in one) is, or None outside the package."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _import_edges(module):
+    """``{(imported module, line)}``: the modules of hat_ebm_tf that ``module`` imports, at any depth.
+
+    ``from package import name`` counts as an import of the module ``package.name`` when there is one. The
+    package's ``__init__`` also counts the modules its lazy table names (strings).
+    """
+    tree = ast.parse(MODULES[module].read_text())
+    edges = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{module}:{node.lineno}: a relative import"
+            targets = [f"{node.module}.{alias.name}" for alias in node.names]
+        elif module == "hat_ebm_tf" and isinstance(node, ast.Constant) and isinstance(node.value, str):
+            targets = [node.value] if node.value in MODULES else []
+        else:
+            continue
+        edges |= {(target, node.lineno) for target in map(_known, targets) if target is not None}
+    return edges
+
+
+def _place(module):
+    """``(layer, package)`` of a module of hat_ebm_tf (``package``: its first name below hat_ebm_tf)."""
+    package = module.split(".")[1] if "." in module else ""
+    assert package in LAYER_OF, f"{module} has no layer: add it to LAYERS in tests/test_layout.py"
+    return LAYER_OF[package], package
+
+
+def _allowed(importer, imported):
+    (layer, package), (their_layer, their_package) = _place(importer), _place(imported)
+    if their_layer != layer:
+        return their_layer < layer
+    return layer <= 2 or package == their_package or (package, their_package) in SIDEWAYS
+
+
+def test_every_module_imports_only_from_its_layer_and_below():
+    upward = [
+        f"{MODULES[module].relative_to(ROOT)}:{line} imports {target} (layer {_place(target)[0]} from layer "
+        f"{_place(module)[0]})"
+        for module in MODULES
+        for target, line in sorted(_import_edges(module))
+        if not _allowed(module, target)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycle_between_modules():
+    graph = {module: sorted({target for target, _ in _import_edges(module)} - {module}) for module in MODULES}
+    done, path = set(), []
+
+    def visit(module):
+        if module in path:
+            cycle = [*path[path.index(module) :], module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if module in done:
+            return
+        path.append(module)
+        for target in graph[module]:
+            visit(target)
+        path.pop()
+        done.add(module)
+
+    for module in graph:
+        visit(module)
+
+
+def _function_imports(tree):
+    """The import statements inside functions (at any depth)."""
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    found = {
+        id(node): node for f in functions for node in ast.walk(f) if isinstance(node, (ast.Import, ast.ImportFrom))
+    }
+    return sorted(found.values(), key=lambda node: node.lineno)
+
+
+def test_every_import_inside_a_function_says_why():
+    """A late import has a comment on its line, or above its block of imports (e.g. "TensorFlow: loaded only ...")."""
+    silent = []
+    for path in MODULES.values():
+        lines = path.read_text().splitlines()
+        tree = ast.parse("\n".join(lines))
+        imports = _function_imports(tree)
+        import_lines = {n for node in imports for n in range(node.lineno, node.end_lineno + 1)}
+        for node in imports:
+            if any("#" in lines[n - 1] for n in range(node.lineno, node.end_lineno + 1)):
+                continue
+            above = node.lineno - 1
+            while above in import_lines or not lines[above - 1].strip():  # the block's other imports, blank lines
+                above -= 1
+            if not lines[above - 1].strip().startswith("#"):
+                silent.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not silent, "imports inside functions without a comment saying why: " + ", ".join(silent)
 
 
 def test_the_repository_keeps_configs_in_training_and_one_client_in_export():

@@ -123,7 +123,7 @@ def test_sigterm_exits_143_after_checkpointing(signal_runs):
 
 
 def test_rollback_restores_lowers_the_learning_rate_and_logs(tmp_path, caplog):
-    from hat_ebm_tf.training.callbacks import TrainingDiverged
+    from hat_ebm_tf.errors import TrainingDiverged
 
     values = tiny_digits_config(steps=6, steps_per_epoch=2, hat_learning_rate=[[1e-4, 0], [1e30, 2]])
     values["training"].update(on_divergence="rollback", max_rollbacks=2, rollback_lr_factor=0.5)

@@ -115,7 +115,7 @@ def save_figure(path, cases, num_chains=1000, seed=0):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after its backend is set, and late for the same reason
 
     fig, axes = plt.subplots(1, len(cases), figsize=(4.6 * len(cases), 3.4), squeeze=False)
     for ax, (title, target, config) in zip(axes[0], cases, strict=True):

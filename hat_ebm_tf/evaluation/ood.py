@@ -215,7 +215,7 @@ def save_figures(report, directory):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after its backend is set, and late for the same reason
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for index, (name, counts) in enumerate(report["histogram"]["counts"].items()):

@@ -1,6 +1,6 @@
-"""Keras callbacks of the training job: checkpoints, learning-rate schedule, watchdog, sample grids, quality figures."""
+"""Keras callbacks of the training job: its records (history rows, checkpoints, quality figures), learning-rate
+schedule, watchdog, TensorBoard logs, sample grids and signals."""
 
-import contextlib
 import json
 import logging
 import math
@@ -15,9 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 from hat_ebm_tf.data import model_range_to_uint8, uint8_to_model_range
-from hat_ebm_tf.errors import TrainingDiverged  # noqa: F401 - raised by hat_ebm_tf.training.train, imported from here
+from hat_ebm_tf.outputs import write_atomically
 from hat_ebm_tf.plots import image_grid
 from hat_ebm_tf.quality.digits import digits_classifier, quality_report
+from hat_ebm_tf.training.moving_averages import MovingAverages
 
 log = logging.getLogger("hat_ebm_tf.training")
 
@@ -60,30 +61,45 @@ class LearningRateSchedule(keras.callbacks.Callback):
             optimizer.learning_rate.assign(rate(int(optimizer.iterations.numpy())) * scale)
 
 
-class CheckpointEveryEpoch(keras.callbacks.Callback):
-    """At every healthy epoch end, add a row to ``history.json``, then save a checkpoint.
+class EpochRecords(keras.callbacks.Callback):
+    """The run's records of every epoch, in their one order: quality figures, ``history.json`` row, checkpoint.
 
-    ``history.json`` (``{"step": [...], tracker: [...]}``) is written first
-    and replaced atomically; checkpoints are written to temporary files and
-    renamed by TensorFlow, and the manager's state file is replaced
-    atomically. So whenever the process is killed, the history holds every
-    checkpointed epoch, and the newest checkpoint is loadable. Rows past the
-    resumed step (an epoch that ran after the last checkpoint) are dropped
-    when training resumes. Nothing is saved once training has been stopped
-    (e.g. by the watchdog), so the last checkpoint stays good; ``save`` writes
-    a checkpoint at any step (e.g. on a signal).
+    After every step it runs the quality evaluation when one is due, and
+    keeps the step's logs (for ``save`` between epoch ends). At every epoch
+    end it keeps the trained weights (``MovingAverages.keep_trained``: ``fit``
+    swaps their averages in as it returns, and the run puts them back), adds
+    the epoch's quality figures to the epoch's logs (NaN for an epoch
+    without an evaluation; the progress bar shows them too), and, unless
+    training was stopped (e.g. by the watchdog, so that the last checkpoint
+    stays good), saves: the row of the step, then the checkpoint.
+
+    ``history.json`` (``{"step": [...], tracker: [...]}``) is replaced
+    atomically; checkpoints are written to temporary files and renamed by
+    TensorFlow, and the manager's state file is replaced atomically. So
+    whenever the process is killed, the history holds every checkpointed
+    epoch, and the newest checkpoint is loadable. Rows past the resumed step
+    (an epoch that ran after the last checkpoint) are dropped when training
+    resumes.
+
+    Keras calls the callbacks of an epoch end in list order: the run lists
+    this one last, so that what the others write at an epoch end (TensorBoard)
+    is on disk before the checkpoint.
 
     Args:
         manager: ``tf.train.CheckpointManager``.
         history_path: the run's ``history.json``.
         step_variable: the optimizer's step counter.
+        weights: the model's ``MovingAverages``.
+        quality: a ``QualityEvaluation``, or None.
     """
 
-    def __init__(self, manager, history_path, step_variable):
+    def __init__(self, manager, history_path, step_variable, weights, quality=None):
         super().__init__()
         self.manager = manager
         self.path = Path(history_path)
         self.step_variable = step_variable
+        self.weights = weights
+        self.quality = quality
         self.logs = {}
 
     def on_train_begin(self, logs=None):
@@ -93,13 +109,22 @@ class CheckpointEveryEpoch(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.logs = logs or {}
+        if self.quality is not None:
+            self.quality.after_step(self.model, int(self.step_variable.numpy()))
 
     def on_epoch_end(self, epoch, logs=None):
+        self.weights.keep_trained()
+        if self.quality is not None and logs is not None:
+            logs.update(self.quality.epoch_figures())
         if not self.model.stop_training:
             self.save(logs)
 
     def save(self, logs=None):
-        """Write the history row of the current step, then a checkpoint; return the checkpoint's path."""
+        """Write the history row of the current step, then a checkpoint; return the checkpoint's path.
+
+        Args:
+            logs: the row's values (an epoch's logs), or None for the last step's (e.g. on a signal).
+        """
         step = int(self.step_variable.numpy())
         if (self.history.get("step") or [None])[-1] != step:
             row = {"step": step, **{k: as_float(v) for k, v in (self.logs if logs is None else logs).items()}}
@@ -109,9 +134,7 @@ class CheckpointEveryEpoch(keras.callbacks.Callback):
                 self.history[name] = [math.nan] * rows
             for name, values in self.history.items():
                 values.append(row.get(name, math.nan))
-            tmp = self.path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(self.history, indent=1))
-            os.replace(tmp, self.path)
+            write_atomically(self.path, json.dumps(self.history, indent=1))
         latest = self.manager.latest_checkpoint
         if latest and latest.endswith(f"-{step}"):  # saved at this step's epoch end already
             return latest
@@ -169,8 +192,8 @@ class TensorBoardAtSteps(keras.callbacks.TensorBoard):
     Here ``batch_*`` and ``epoch_*`` are at the step they were logged at,
     like the other callbacks' summaries, which is what
     ``tensorboard_log.drop_events_after`` cuts at. The writers are flushed at
-    every epoch end, before the checkpoint (put this callback before the one
-    that saves it), so that a kill loses no summary of a checkpointed step.
+    every epoch end, before the checkpoint (``EpochRecords`` comes after this
+    callback), so that a kill loses no summary of a checkpointed step.
     """
 
     def on_train_begin(self, logs=None):
@@ -206,32 +229,16 @@ class SampleGrid(keras.callbacks.Callback):
             self.writer.flush()
 
 
-@contextlib.contextmanager
-def moving_average_weights(model):
-    """Within the block, the model's weights are their moving averages (when its optimizer keeps them)."""
-    if not getattr(model.optimizer, "use_ema", False):
-        yield
-        return
-    values = [v.numpy() for v in model.trainable_weights]
-    model.optimizer.finalize_variable_values(model.trainable_weights)
-    try:
-        yield
-    finally:
-        for variable, value in zip(model.trainable_weights, values, strict=True):
-            variable.assign(value)
-
-
-class QualityEvaluation(keras.callbacks.Callback):
-    """Every ``every`` steps, score samples with the digits quality measure; the figures join the epoch's logs.
+class QualityEvaluation:
+    """Every ``every`` steps, score samples with the digits quality measure, for the history row of their epoch.
 
     The samples are drawn as the end of the run draws its own (the
     evaluation sampler and seed, the weights' moving averages) and pass
     through uint8 as they do, so an evaluation at the last step scores the
-    first ``num`` of the run's samples. The figures (``quality_confidence``,
-    ``quality_fd``, ``quality_kid``) go into the logs of the epoch they fall
-    in, NaN for an epoch without one: put this callback before the one that
-    writes ``history.json``. With ``log_dir`` they are also TensorBoard
-    scalars (``quality/*``) at their step.
+    first ``num`` of the run's samples. ``EpochRecords`` calls ``after_step``
+    after every step and takes ``epoch_figures`` (``quality_confidence``,
+    ``quality_fd``, ``quality_kid``) at every epoch end. With ``log_dir`` the
+    figures are also TensorBoard scalars (``quality/*``) at their step.
 
     Args:
         every: steps between evaluations.
@@ -245,18 +252,17 @@ class QualityEvaluation(keras.callbacks.Callback):
     FIGURES = (("quality_confidence", "mean_confidence"), ("quality_fd", "frechet_distance"), ("quality_kid", "kid"))
 
     def __init__(self, every, num, seed, batch_size, sampler=None, log_dir=None):
-        super().__init__()
         self.every, self.num, self.seed, self.batch_size, self.sampler = every, num, seed, batch_size, sampler
         self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir is not None else None
         self.figures = {}
         digits_classifier()  # read or trained now, before `fit` starts, rather than inside it
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
+    def after_step(self, model, step):
+        """Evaluate ``model`` if ``step`` is an evaluation step."""
         if step % self.every:
             return
-        with moving_average_weights(self.model):
-            samples = self.model.sample(self.num, seed=self.seed, batch_size=self.batch_size, config=self.sampler)
+        with MovingAverages(model).applied():
+            samples = model.sample(self.num, seed=self.seed, batch_size=self.batch_size, config=self.sampler)
         samples = samples.numpy()
         if np.isnan(samples).any():
             # A diverged step: NaN figures; the divergence watchdog (DivergenceWatchdog) names it and acts.
@@ -270,30 +276,11 @@ class QualityEvaluation(keras.callbacks.Callback):
                     tf.summary.scalar(key.replace("quality_", "quality/"), value, step=step)
             self.writer.flush()
 
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs.update({key: self.figures.get(key, math.nan) for key, _ in self.FIGURES})
+    def epoch_figures(self):
+        """The figures of the epoch that ends (NaN where it had no evaluation); the next epoch starts without any."""
+        figures = {key: self.figures.get(key, math.nan) for key, _ in self.FIGURES}
         self.figures = {}
-
-
-class KeepTrainingWeights(keras.callbacks.Callback):
-    """Undo the moving-average swap that ``fit`` makes as it returns, so that training goes on from the trained weights.
-
-    With ``use_ema``, Keras's ``fit`` ends by overwriting the weights with
-    their moving averages. A run trains in several ``fit`` calls (a shorter
-    first or last epoch, resumes, rollbacks) and may checkpoint after one
-    (on a signal): each must continue from, and save, the trained weights.
-    The values at the last epoch end, which is after the last step and before
-    the swap, are kept; ``restore`` puts them back. The training loop swaps in
-    the averages itself before it saves the model.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.values = [v.numpy() for v in self.model.trainable_weights]
-
-    def restore(self):
-        for variable, value in zip(self.model.trainable_weights, self.values, strict=True):
-            variable.assign(value)
+        return figures
 
 
 class StopOnSignal(keras.callbacks.Callback):

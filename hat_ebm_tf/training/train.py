@@ -27,8 +27,6 @@ import dataclasses
 import fcntl
 import json
 import logging
-import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -39,33 +37,31 @@ import tensorflow as tf
 import yaml
 
 from hat_ebm_tf.autoencoder import Autoencoder
-from hat_ebm_tf.config import ConfigError
 from hat_ebm_tf.data import distributed_dataset, image_dataset, model_range_to_uint8, uint8_to_model_range
 from hat_ebm_tf.distribute import make_strategy
-from hat_ebm_tf.errors import RunDirError, TrainingInterrupted
+from hat_ebm_tf.errors import ConfigError, RunDirError, TrainingDiverged, TrainingInterrupted
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.modes import get_mode
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
 from hat_ebm_tf.optimizers import FusedAdam
-from hat_ebm_tf.outputs import check_writable_dir
+from hat_ebm_tf.outputs import check_writable_dir, remove_stale_temporaries, write_atomically
 from hat_ebm_tf.plots import save_image_grid, save_training_curves
 from hat_ebm_tf.precision import global_policy
 from hat_ebm_tf.quality.digits import GENERATOR_ROW, quality_report, quality_table
 from hat_ebm_tf.reference import decoder_from_reference, generator_from_reference
 from hat_ebm_tf.run_dir import RunDir, check_run_dir
 from hat_ebm_tf.training.callbacks import (
-    CheckpointEveryEpoch,
     DivergenceWatchdog,
-    KeepTrainingWeights,
+    EpochRecords,
     LearningRateSchedule,
     QualityEvaluation,
     SampleGrid,
     StopOnSignal,
     TensorBoardAtSteps,
-    TrainingDiverged,
     load_history,
     piecewise_constant,
 )
+from hat_ebm_tf.training.moving_averages import MovingAverages
 from hat_ebm_tf.training.tensorboard_log import drop_events_after
 
 log = logging.getLogger("hat_ebm_tf.training")
@@ -147,12 +143,6 @@ def _worker_dir(run_dir, strategy):
     return (run_dir, True) if chief else (RunDir(run_dir).worker(task_id).path, False)
 
 
-def _write_config(run_dir, config):
-    temporary = run_dir / f".{RunDir.CONFIG}.tmp"
-    temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    os.replace(temporary, run_dir / RunDir.CONFIG)
-
-
 def _lock(directory):
     """An exclusive lock on ``directory`` (held while the returned file stays open): one training per run."""
     handle = open(directory / RunDir.LOCK, "a")  # held open for the whole run
@@ -162,14 +152,6 @@ def _lock(directory):
         handle.close()
         raise RunDirError(f"another process is training in {directory}") from None
     return handle
-
-
-def _remove_stale_temporaries(checkpoint_dir):
-    """Delete the ``ckpt-N_temp/`` directories of checkpoints whose writer was killed (the run holds the lock)."""
-    for path in Path(checkpoint_dir).glob("*_temp"):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-            log.info("removed the incomplete checkpoint %s", path)
 
 
 def _check_intact(path):
@@ -261,191 +243,228 @@ def _run(config, run_dir, verbose):
         check_run_dir(run_dir, config)
     else:
         check_writable_dir(out_dir, "run directory")
-    model, checkpoint, manager, lr_scale = restore_or_initialise(config, strategy, out_dir)
-
-    source = config.data.to_source()
-
-    def dataset(step):
-        if strategy.num_replicas_in_sync > 1:
-            return distributed_dataset(strategy, source, train.batch_size, seed=config.seed, start_step=step)
-        return image_dataset(source, train.batch_size, training=True, seed=config.seed, start_step=step)
-
+    run = TrainingRun(config, strategy, out_dir, chief)
+    run.restore()
     # Reading the source checks it (empty, smaller than a batch) before the run directory is written.
-    first = dataset(int(model.optimizer.iterations.numpy()))
+    first = run.dataset(run.step)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _lock(out_dir):
         if chief:
-            _write_config(run_dir, config)
-        _remove_stale_temporaries(out_dir / RunDir.CHECKPOINTS)
+            write_atomically(run_dir / RunDir.CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
+        # The temporary directories of checkpoints whose writer was killed (this process holds the lock).
+        for path in remove_stale_temporaries(out_dir / RunDir.CHECKPOINTS, "*_temp"):
+            log.info("removed the incomplete checkpoint %s", path)
         start = time.time()
-        rollbacks = fit_with_rollback(
-            config, model, checkpoint, manager, lr_scale, first, dataset, out_dir, chief, verbose
-        )
-        summary = {"train_seconds": time.time() - start, "steps": int(model.optimizer.iterations.numpy())}
-        summary["rollbacks"] = rollbacks
-        write_outputs(model, out_dir)
-        if chief and isinstance(model, HatEBM):
-            summary.update(evaluate(config, model, run_dir))
+        rollbacks = run.train(first, verbose)
+        summary = {"train_seconds": time.time() - start, "steps": run.step, "rollbacks": rollbacks}
+        run.write_outputs()
+        if chief and isinstance(run.model, HatEBM):
+            summary.update(evaluate(config, run.model, run_dir))
         return summary
 
 
-def restore_or_initialise(config, strategy, out_dir):
-    """The compiled model of ``config`` in ``strategy``'s scope: resumed from its newest intact checkpoint, or new.
+class TrainingRun:
+    """One worker's training of a config: the model, its checkpoints, the learning-rate scale and its directory.
 
-    Network initialisation is seeded: the same config gives the same run.
-
-    Returns:
-        ``(model, checkpoint, manager, lr_scale)``: the ``tf.train.Checkpoint``
-        of the model, its optimizers and ``lr_scale`` (the rollbacks'
-        learning-rate factor), and its ``CheckpointManager`` in ``out_dir``.
-    """
-    train = config.training
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        model = build_model(config)
-        lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
-        optimizers = {"hat_optimizer": model.optimizer}
-        if getattr(model, "generator_optimizer", None) is not None:
-            optimizers["generator_optimizer"] = model.generator_optimizer
-        checkpoint = tf.train.Checkpoint(model=model, lr_scale=lr_scale, **optimizers)
-        manager = tf.train.CheckpointManager(
-            checkpoint, out_dir / RunDir.CHECKPOINTS, max_to_keep=train.checkpoints_to_keep
-        )
-        resumed = restore_newest_intact(checkpoint, manager)
-        if resumed:
-            log.info("resumed from %s", resumed)
-        elif isinstance(model, HatEBM):
-            model.initialize_banks()
-    return model, checkpoint, manager, lr_scale
-
-
-def _learning_rates(config, model, lr_scale):
-    """The callback that sets each optimizer's learning rate from its schedule, times ``lr_scale``."""
-    train = config.training
-    schedules = [(model.optimizer, train.hat_learning_rate)]
-    if getattr(model, "generator_optimizer", None) is not None:
-        schedules.append((model.generator_optimizer, train.generator_learning_rate))
-    return LearningRateSchedule(schedules, lr_scale)
-
-
-def _logging_callbacks(config, model, out_dir, chief):
-    """The chief's TensorBoard logs, sample grids and quality evaluations, as the config asks."""
-    train, evaluation = config.training, config.evaluation
-    callbacks = []
-    board = out_dir / RunDir.TENSORBOARD if train.tensorboard_every and chief else None
-    if board:
-        callbacks.append(TensorBoardAtSteps(str(board), update_freq=train.tensorboard_every))
-        if isinstance(model, HatEBM):
-            callbacks.append(SampleGrid(board, train.tensorboard_every))
-    if evaluation.every and chief:
-        # After TensorBoard, which would log its NaN epochs; before the saver, which writes its figures.
-        seed = config.seed + 1  # the seed of the run's samples
-        callbacks.append(
-            QualityEvaluation(
-                evaluation.every, evaluation.quality_samples, seed, evaluation.batch_size, evaluation.sampler, board
-            )
-        )
-    return callbacks
-
-
-def fit_with_rollback(config, model, checkpoint, manager, lr_scale, first, dataset, out_dir, chief, verbose):
-    """Train to ``training.steps`` in ``fit`` calls that end at checkpoints; roll back on a divergence.
+    Built in ``strategy``'s scope, with seeded initialisation (the same config
+    gives the same run). ``restore`` resumes it from its newest intact
+    checkpoint; ``train`` fits it to ``training.steps`` one segment
+    (``fit_segment``) at a time, each ending at a checkpoint, and
+    ``roll_back`` returns it to its last checkpoint after a divergence.
 
     Args:
         config: ``ExperimentConfig``.
-        model, checkpoint, manager, lr_scale: as from ``restore_or_initialise``.
-        first: the data of the first ``fit`` call (already read, to check the source).
-        dataset: ``step → data`` from ``step`` on, for the later calls.
-        out_dir: this worker's directory (checkpoints, history).
-        chief: whether this worker writes the run directory's logs.
-        verbose: Keras verbosity.
+        strategy: the ``tf.distribute`` strategy.
+        out_dir: this worker's directory (checkpoints, history; on the chief, the run directory).
+        chief: whether this worker writes the run's logs (TensorBoard, sample grids, quality figures).
 
-    Returns:
-        The number of rollbacks.
-
-    Raises:
-        TrainingDiverged: the watchdog stopped training (after any rollbacks).
-        TrainingInterrupted: a signal stopped training, after a checkpoint.
+    Attributes:
+        model: the compiled model (``HatEBM``, or ``Autoencoder`` in autoencoder mode).
+        checkpoint: the ``tf.train.Checkpoint`` of the model, its optimizers and ``lr_scale``.
+        manager: its ``tf.train.CheckpointManager`` in ``out_dir/checkpoints``.
+        lr_scale: the rollbacks' learning-rate factor, a checkpointed variable.
+        weights: the model's ``MovingAverages``.
+        rollbacks: the rollbacks made so far.
     """
-    train = config.training
-    rollbacks, data = 0, first
-    # Steps logged after the checkpoint resumed from (by a killed or interrupted run) are trained again.
-    drop_events_after(out_dir / RunDir.TENSORBOARD, int(model.optimizer.iterations.numpy()))
-    with StopOnSignal() as stop:
-        while (step := int(model.optimizer.iterations.numpy())) < train.steps:
-            if stop.signum is not None:  # between two fit calls: nothing trained since the last checkpoint
-                _interrupted(stop.signum, step, None, None, manager)
-            saver = CheckpointEveryEpoch(manager, out_dir / RunDir.HISTORY, model.optimizer.iterations)
-            steps_per_epoch, epochs = next_segment(step, train.steps, train.steps_per_epoch)
-            watchdog, keep = DivergenceWatchdog(train.max_energy_gap), KeepTrainingWeights()
-            callbacks = [
-                _learning_rates(config, model, lr_scale),
-                watchdog,
-                stop,
-                *_logging_callbacks(config, model, out_dir, chief),
-                saver,
-                keep,
-            ]
-            first_epoch = step // train.steps_per_epoch  # Keras's epoch numbers, for its logs
-            model.fit(
-                dataset(step) if data is None else data,
-                initial_epoch=first_epoch,
-                epochs=first_epoch + epochs,
-                steps_per_epoch=steps_per_epoch,
-                callbacks=callbacks,
-                verbose=verbose,
-                shuffle=False,  # the pipeline shuffles (strategy-safe); Keras would only warn
+
+    def __init__(self, config, strategy, out_dir, chief):
+        self.config, self.strategy, self.out_dir, self.chief = config, strategy, Path(out_dir), chief
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            self.model = build_model(config)
+            self.lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
+            optimizers = {"hat_optimizer": self.model.optimizer}
+            if getattr(self.model, "generator_optimizer", None) is not None:
+                optimizers["generator_optimizer"] = self.model.generator_optimizer
+            self.checkpoint = tf.train.Checkpoint(model=self.model, lr_scale=self.lr_scale, **optimizers)
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, self.out_dir / RunDir.CHECKPOINTS, max_to_keep=config.training.checkpoints_to_keep
             )
-            data = None
-            keep.restore()
-            if stop.signum is not None:
-                _interrupted(stop.signum, int(model.optimizer.iterations.numpy()), saver, watchdog, manager)
-            if watchdog.diverged is None:
-                continue
-            last = manager.latest_checkpoint
-            if train.on_divergence != "rollback" or rollbacks >= train.max_rollbacks or not last:
-                raise TrainingDiverged(f"{watchdog.diverged}; the last good checkpoint is {manager.latest_checkpoint}")
-            rollbacks += 1
-            scale = float(lr_scale.numpy()) * train.rollback_lr_factor
-            restored = restore_newest_intact(checkpoint, manager)  # this restores lr_scale too: set it after
-            lr_scale.assign(scale)
-            drop_events_after(out_dir / RunDir.TENSORBOARD, int(model.optimizer.iterations.numpy()))
-            log.warning(
-                "%s; rollback %d/%d to %s with learning rates scaled by %.4g",
-                watchdog.diverged,
-                rollbacks,
-                train.max_rollbacks,
-                restored,
-                float(lr_scale.numpy()),
-            )
-    if step > train.steps:
-        log.warning("the run is at step %d, past training.steps=%d: nothing to train", step, train.steps)
-    return rollbacks
+        self.weights = MovingAverages(self.model)
+        self.rollbacks = 0
 
+    @property
+    def step(self):
+        """The model's training step (the optimizer's counter)."""
+        return int(self.model.optimizer.iterations.numpy())
 
-def _interrupted(signum, step, saver, watchdog, manager):
-    """After a signal: checkpoint this step with ``saver`` (unless training diverged); raise ``TrainingInterrupted``."""
-    name = signal.Signals(signum).name
-    if watchdog is not None and watchdog.diverged is not None:
-        done = f"{watchdog.diverged}; kept the last good checkpoint {manager.latest_checkpoint}"
-    elif saver is None:
-        done = f"the last checkpoint is {manager.latest_checkpoint or 'none (nothing was trained)'}"
-    else:
-        done = f"wrote the checkpoint {saver.save()}"
-    raise TrainingInterrupted(
-        f"{name} at step {step}: {done}; run the same `hat-ebm train` command again to resume", signum
-    )
+    def restore(self):
+        """Restore the newest intact checkpoint, or start afresh (a ``HatEBM`` fills its banks); its path or None."""
+        with self.strategy.scope():
+            resumed = restore_newest_intact(self.checkpoint, self.manager)
+            if resumed:
+                log.info("resumed from %s", resumed)
+            elif isinstance(self.model, HatEBM):
+                self.model.initialize_banks()
+        return resumed
 
+    def dataset(self, step):
+        """The training data from ``step`` on (the batches an uninterrupted run reads from there)."""
+        config = self.config
+        source, batch_size = config.data.to_source(), config.training.batch_size
+        if self.strategy.num_replicas_in_sync > 1:
+            return distributed_dataset(self.strategy, source, batch_size, seed=config.seed, start_step=step)
+        return image_dataset(source, batch_size, training=True, seed=config.seed, start_step=step)
 
-def write_outputs(model, out_dir):
-    """Write the trained model (its moving-average weights) and the training curve into ``out_dir``."""
-    # The weights are the trained ones (KeepTrainingWeights): the model is saved with their moving averages.
-    model.optimizer.finalize_variable_values(model.trainable_weights)
-    model.save(out_dir / RunDir.MODEL)
-    history = load_history(out_dir / RunDir.HISTORY)
-    if history:
-        steps = history.pop("step")
-        save_training_curves(steps, history, out_dir / RunDir.TRAINING_CURVE)
+    def train(self, first, verbose):
+        """Train to ``training.steps`` in ``fit`` calls that end at checkpoints; roll back on a divergence.
+
+        Args:
+            first: the data of the first ``fit`` call (already read, to check the source).
+            verbose: Keras verbosity.
+
+        Returns:
+            The number of rollbacks.
+
+        Raises:
+            TrainingDiverged: the watchdog stopped training (after any rollbacks).
+            TrainingInterrupted: a signal stopped training, after a checkpoint.
+        """
+        steps, data = self.config.training.steps, first
+        # Steps logged after the checkpoint resumed from (by a killed or interrupted run) are trained again.
+        drop_events_after(self.out_dir / RunDir.TENSORBOARD, self.step)
+        with StopOnSignal() as stop:
+            while (step := self.step) < steps:
+                if stop.signum is not None:  # between two fit calls: nothing trained since the last checkpoint
+                    self._interrupted(stop.signum, None, None)
+                records, watchdog = self.fit_segment(self.dataset(step) if data is None else data, stop, verbose)
+                data = None
+                if stop.signum is not None:
+                    self._interrupted(stop.signum, records, watchdog)
+                if watchdog.diverged is not None:
+                    self.roll_back(watchdog.diverged)
+        if step > steps:
+            log.warning("the run is at step %d, past training.steps=%d: nothing to train", step, steps)
+        return self.rollbacks
+
+    def fit_segment(self, data, stop, verbose):
+        """One ``fit`` call, from the current step to the next epoch end(s) where checkpoints are written.
+
+        Args:
+            data: the training data from the current step on.
+            stop: the run's ``StopOnSignal``.
+            verbose: Keras verbosity.
+
+        Returns:
+            ``(records, watchdog)``: the segment's ``EpochRecords`` and ``DivergenceWatchdog``.
+        """
+        train, step = self.config.training, self.step
+        steps_per_epoch, epochs = next_segment(step, train.steps, train.steps_per_epoch)
+        watchdog = DivergenceWatchdog(train.max_energy_gap)
+        records = EpochRecords(
+            self.manager, self.out_dir / RunDir.HISTORY, self.model.optimizer.iterations, self.weights, self._quality()
+        )
+        # The records last: what the other callbacks write at an epoch end is on disk before its checkpoint.
+        callbacks = [self._learning_rates(), watchdog, stop, *self._logging_callbacks(), records]
+        first_epoch = step // train.steps_per_epoch  # Keras's epoch numbers, for its logs
+        self.model.fit(
+            data,
+            initial_epoch=first_epoch,
+            epochs=first_epoch + epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles (strategy-safe); Keras would only warn
+        )
+        self.weights.restore_trained()  # fit ended by swapping the moving averages in
+        return records, watchdog
+
+    def roll_back(self, diverged):
+        """After a divergence: restore the last checkpoint and lower the learning rates, or raise ``TrainingDiverged``.
+
+        Args:
+            diverged: the watchdog's message.
+        """
+        train, last = self.config.training, self.manager.latest_checkpoint
+        if train.on_divergence != "rollback" or self.rollbacks >= train.max_rollbacks or not last:
+            raise TrainingDiverged(f"{diverged}; the last good checkpoint is {last}")
+        self.rollbacks += 1
+        scale = float(self.lr_scale.numpy()) * train.rollback_lr_factor
+        restored = restore_newest_intact(self.checkpoint, self.manager)  # this restores lr_scale too: set it after
+        self.lr_scale.assign(scale)
+        drop_events_after(self.out_dir / RunDir.TENSORBOARD, self.step)
+        log.warning(
+            "%s; rollback %d/%d to %s with learning rates scaled by %.4g",
+            diverged,
+            self.rollbacks,
+            train.max_rollbacks,
+            restored,
+            float(self.lr_scale.numpy()),
+        )
+
+    def write_outputs(self):
+        """Write the trained model (its moving-average weights) and the training curve into ``out_dir``."""
+        self.weights.swap_in()
+        self.model.save(self.out_dir / RunDir.MODEL)
+        history = load_history(self.out_dir / RunDir.HISTORY)
+        if history:
+            steps = history.pop("step")
+            save_training_curves(steps, history, self.out_dir / RunDir.TRAINING_CURVE)
+
+    def _interrupted(self, signum, records, watchdog):
+        """After a signal: checkpoint this step with ``records`` (unless it diverged); raise ``TrainingInterrupted``."""
+        name, latest = signal.Signals(signum).name, self.manager.latest_checkpoint
+        if watchdog is not None and watchdog.diverged is not None:
+            done = f"{watchdog.diverged}; kept the last good checkpoint {latest}"
+        elif records is None:
+            done = f"the last checkpoint is {latest or 'none (nothing was trained)'}"
+        else:
+            done = f"wrote the checkpoint {records.save()}"
+        raise TrainingInterrupted(
+            f"{name} at step {self.step}: {done}; run the same `hat-ebm train` command again to resume", signum
+        )
+
+    def _learning_rates(self):
+        """The callback that sets each optimizer's learning rate from its schedule, times ``lr_scale``."""
+        train, model = self.config.training, self.model
+        schedules = [(model.optimizer, train.hat_learning_rate)]
+        if getattr(model, "generator_optimizer", None) is not None:
+            schedules.append((model.generator_optimizer, train.generator_learning_rate))
+        return LearningRateSchedule(schedules, self.lr_scale)
+
+    def _board(self):
+        """The chief's TensorBoard directory when the config asks for TensorBoard, else None."""
+        return self.out_dir / RunDir.TENSORBOARD if self.config.training.tensorboard_every and self.chief else None
+
+    def _logging_callbacks(self):
+        """The chief's TensorBoard logs and sample grids, as the config asks."""
+        every, board = self.config.training.tensorboard_every, self._board()
+        if board is None:
+            return []
+        callbacks = [TensorBoardAtSteps(str(board), update_freq=every)]
+        if isinstance(self.model, HatEBM):
+            callbacks.append(SampleGrid(board, every))
+        return callbacks
+
+    def _quality(self):
+        """The chief's ``QualityEvaluation`` when the config asks for one (``evaluation.every``), else None."""
+        evaluation = self.config.evaluation
+        if not (evaluation.every and self.chief):
+            return None
+        seed = self.config.seed + 1  # the seed of the run's samples
+        return QualityEvaluation(
+            evaluation.every, evaluation.quality_samples, seed, evaluation.batch_size, evaluation.sampler, self._board()
+        )
 
 
 def evaluate(config, model, run_dir):
