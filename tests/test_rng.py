@@ -67,3 +67,16 @@ def test_the_registered_salts_are_distinct_and_below_the_stride():
     assert len(set(salts.values())) == len(salts) >= 8
     assert all(0 <= value < rng.STREAM_STRIDE for value in salts.values()), salts
     assert rng.STREAM_AUTOENCODER_NOISE < 0  # streams of other models are negative
+
+
+def test_row_seeds_and_the_draws_of_a_langevin_step():
+    seeds = rng.row_seeds(7, 3, offset=2).numpy()
+    assert seeds.dtype == np.int64 and seeds.tolist() == [[7, 2], [7, 3], [7, 4]]
+    # A step's draws are stream step·STREAM_STRIDE + salt: another salt or step is another stream.
+    noise = rng.row_normal(seeds, (5,), rng.SALT_NOISE_RESIDUAL, step=3).numpy()
+    stream = 3 * rng.STREAM_STRIDE + rng.SALT_NOISE_RESIDUAL
+    np.testing.assert_array_equal(noise, rng.stateless_row_normal(seeds, stream, (5,)))
+    assert not np.isclose(rng.row_normal(seeds, (5,), rng.SALT_NOISE_RESIDUAL, step=4), noise).any()
+    uniform = rng.row_uniform(seeds, rng.SALT_ACCEPT_RESIDUAL, step=3).numpy()
+    stream = 3 * rng.STREAM_STRIDE + rng.SALT_ACCEPT_RESIDUAL
+    assert uniform.shape == (3,) and np.array_equal(uniform, rng.stateless_row_uniform(seeds, stream, 1)[:, 0])

@@ -133,6 +133,34 @@ def test_rollback_restores_lowers_the_learning_rate_and_logs(tmp_path, caplog):
     assert len(rollbacks) == 2 and "rollback 1/2" in rollbacks[0] and "scaled by 0.25" in rollbacks[1]
 
 
+def test_a_training_run_restores_fits_segments_and_rolls_back(tmp_path):
+    import tensorflow as tf
+
+    from hat_ebm_tf.errors import TrainingDiverged
+    from hat_ebm_tf.training.callbacks import StopOnSignal
+    from hat_ebm_tf.training.train import TrainingRun
+
+    values = array_config(tmp_path, steps=4, steps_per_epoch=2)
+    values["training"].update(on_divergence="rollback", max_rollbacks=1, rollback_lr_factor=0.5)
+    (tmp_path / "run").mkdir()
+    run = TrainingRun(parse_config(values), tf.distribute.get_strategy(), tmp_path / "run", chief=True)
+    assert run.restore() is None and run.step == 0
+    with StopOnSignal() as stop:
+        records, watchdog = run.fit_segment(run.dataset(0), stop, verbose=0)
+    # One fit call over both epochs, a checkpoint at each epoch end.
+    assert run.step == 4 and watchdog.diverged is None and run.manager.latest_checkpoint.endswith("ckpt-4")
+    assert history_steps(tmp_path / "run") == records.history["step"] == [2, 4] and len(run.manager.checkpoints) == 2
+    saved = run.model.get_weights()
+    kernel = run.model.hat.weights[0]
+    kernel.assign(tf.fill(kernel.shape, float("nan")))  # as a diverged step leaves it
+    run.roll_back("a divergence")
+    assert run.rollbacks == 1 and float(run.lr_scale.numpy()) == 0.5 and run.step == 4
+    for a, b in zip(run.model.get_weights(), saved, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TrainingDiverged, match=r"^again; the last good checkpoint is .*ckpt-4$"):
+        run.roll_back("again")  # max_rollbacks reached
+
+
 def test_mixed_precision_keeps_chain_state_float32(digits16):
     import keras
 
