@@ -20,7 +20,7 @@ from hat_ebm_tf.choices import HAT_TABLE, STRATEGIES
 from hat_ebm_tf.errors import ConfigError, DataError, LimitError
 from hat_ebm_tf.modes import get_mode
 from hat_ebm_tf.sampler_config import LangevinConfig, check_known_keys
-from hat_ebm_tf.sources import parse_source
+from hat_ebm_tf.sources import NAMED_KINDS, parse_source, split_rows
 
 
 def _shipped_config_dir():
@@ -128,9 +128,10 @@ class DataConfig:
         except DataError as err:
             raise ConfigError(f"data: {err}") from err
         _require(
-            source.kind != "digits" or source.split == "train",
-            f"data.source={self.source!r}: training never sees the held-out digits, which the quality report "
-            "compares samples with; use 'digits' (the train split)",
+            source.kind not in NAMED_KINDS or split_rows(source.split)[0] in ("train", "all"),
+            f"data.source={self.source!r}: training never sees the held-out images, which the quality report "
+            f"compares samples with; use '{source.kind}' (the train split, e.g. '{source.kind}:train[:200]') or "
+            f"'{source.kind}:all'",
         )
 
     def to_source(self):
@@ -228,6 +229,10 @@ class TrainingConfig:
         max_rollbacks: rollbacks before giving up.
         tensorboard_every: write TensorBoard scalars and a sample grid every N
             steps (null: no TensorBoard).
+        drift_weight: weight of the drift regularisation (0: the reference's
+            loss), which holds the sampler's mean residual drift step at the
+            samples at ``drift_target`` (``hat_ebm_tf.losses.drift_penalty``).
+        drift_target: that step, in the units of ``sampler.max_residual_norm``.
     """
 
     steps: int = 50000
@@ -250,6 +255,8 @@ class TrainingConfig:
     rollback_lr_factor: float = 0.5
     max_rollbacks: int = 3
     tensorboard_every: int | None = None
+    drift_weight: float = 0.0
+    drift_target: float = 0.25
 
     def __post_init__(self):
         for name in ("steps", "steps_per_epoch", "batch_size", "bank_size", "checkpoints_to_keep", "max_rollbacks"):
@@ -259,7 +266,7 @@ class TrainingConfig:
                 f"training.{name}={value!r} must be a positive integer",
             )
         # `not x >= 0` is also true of NaN: each bound refuses it.
-        for name in ("data_epsilon", "gen_loss_factor"):
+        for name in ("data_epsilon", "gen_loss_factor", "drift_weight", "drift_target"):
             value = getattr(self, name)
             _require(value >= 0 and math.isfinite(value), f"training.{name}={value!r} must be finite and >= 0")
         for name in ("max_grad_norm", "max_energy_gap"):
@@ -297,17 +304,17 @@ class TrainingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """How samples are drawn and scored: at the end of the run, and (digits) during training.
+    """How samples are drawn and scored: at the end of the run, and during training.
 
     Attributes:
         num_samples: images drawn with ``sampler`` at the end of the run.
         batch_size: chains run at once.
         sampler: ``LangevinConfig`` overrides of the evaluation sampler.
-        every: digits only: every this many steps, score ``quality_samples``
-            images drawn with ``sampler`` (EMA weights, the end-of-run seed)
-            with the digits quality measure, into ``history.json``,
-            ``training_curve.png`` and TensorBoard; null: never. Other data
-            sources refuse it (the measure's classifier knows digits only).
+        every: every this many steps, score ``quality_samples`` images drawn
+            with ``sampler`` (EMA weights, the end-of-run seed) with the
+            quality report (``hat_ebm_tf.quality.report``), into
+            ``history.json``, ``training_curve.png`` and TensorBoard; null:
+            never.
         quality_samples: images scored at each of those evaluations (≥ 2).
     """
 
@@ -437,10 +444,9 @@ class ExperimentConfig:
         mode.check_sampler(self.sampler)
         if self.evaluation.every is not None:
             _require(
-                self.data.to_source().kind == "digits" and mode.hat_ebm,
-                f"evaluation.every={self.evaluation.every} scores samples with a digits classifier: it needs "
-                f"data.source 'digits' and a Hat EBM mode, not data.source={self.data.source!r} in mode "
-                f"{self.mode!r}; remove it",
+                mode.hat_ebm,
+                f"evaluation.every={self.evaluation.every} scores a Hat EBM's samples; mode {self.mode!r} draws "
+                "none: remove it",
             )
 
     def to_dict(self):

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from hat_ebm_tf import offline_sets
 from hat_ebm_tf.errors import DataError
-from hat_ebm_tf.sources import DIGITS_SPLITS
+from hat_ebm_tf.sources import DIGITS_SPLITS, HOLD_OUT_EVERY, split_rows
 from hat_ebm_tf.validation import check_image_array
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -112,10 +113,11 @@ def load_digits(image_size=16, return_labels=False, split="train"):
 
     if not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"load_digits: image_size={image_size!r} must be an integer >= 8")
-    if split not in DIGITS_SPLITS:
+    name, sliced = split_rows(split)
+    if name not in DIGITS_SPLITS:
         raise ValueError(f"load_digits: split={split!r}: expected one of {list(DIGITS_SPLITS)}")
     bunch = sklearn_digits()
-    rows = DIGITS_SPLITS[split]
+    rows = np.arange(len(bunch.images))[DIGITS_SPLITS[name]][sliced]
     images = bunch.images[rows].astype(np.float32)[..., None] / 8.0 - 1.0
     if image_size != 8:
         images = tf.image.resize(images, (image_size, image_size), method="bilinear", antialias=True)
@@ -229,14 +231,23 @@ def _raw_elements(source):
         return files, lambda path: _decode(tf.io.read_file(path))
     if source.kind == "array":
         return load_array(source.name), tf.identity
+    if source.kind in ("glyphs", "photo-patches"):
+        name, rows = split_rows(source.split)
+        images = offline_sets.glyphs(name) if source.kind == "glyphs" else offline_sets.photo_patches(name)
+        return np.asarray(images[rows]), tf.identity
     return model_range_to_uint8(load_digits(8, split=source.split)), tf.identity
 
 
-def _describe(source):
-    """A data source as named in configs: ``digits``, ``tfds:NAME:SPLIT`` or its path."""
-    if source.kind in ("digits", "tfds"):
-        return repr(":".join(p for p in (source.kind, source.name, source.split) if p))
-    return repr(source.name)
+def _held_out_rows(elements, hold_out):
+    """The rows of ``elements`` (an array, or a streamed dataset) that ``hold_out`` keeps (``DataSource.hold_out``)."""
+    if hold_out is None:
+        return elements
+    held_out = hold_out == "held_out"
+    if isinstance(elements, tf.data.Dataset):
+        kept = elements.enumerate().filter(lambda i, _: tf.equal(i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1, held_out))
+        return kept.map(lambda _, element: element)
+    rows = np.arange(len(elements))
+    return elements[(rows % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1) == held_out]
 
 
 def _permuted_epochs(elements, seed):
@@ -283,6 +294,7 @@ def image_dataset(source, batch_size, training=True, seed=0, input_context=None,
             yield).
     """
     elements, decode = _raw_elements(source)
+    elements = _held_out_rows(elements, source.hold_out)
     sharded = input_context is not None and input_context.num_input_pipelines > 1
     if isinstance(elements, tf.data.Dataset):
         ds = elements.shard(input_context.num_input_pipelines, input_context.input_pipeline_id) if sharded else elements
@@ -294,7 +306,7 @@ def image_dataset(source, batch_size, training=True, seed=0, input_context=None,
     if training and 0 <= count < batch_size:
         # As array_dataset: a batch of repeated images would train on copies.
         shard = " in this input pipeline's shard" if sharded else ""
-        raise DataError(f"data source {_describe(source)} holds {count} images{shard}; a batch needs {batch_size}")
+        raise DataError(f"data source {source.describe()} holds {count} images{shard}; a batch needs {batch_size}")
     if isinstance(elements, tf.data.Dataset):
         if training:  # streamed: a seeded shuffle buffer
             ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
@@ -334,7 +346,7 @@ def read_source(source, limit=None, batch_size=256):
         ds = ds.unbatch().take(limit).batch(batch_size)
     batches = [batch.numpy() for batch in ds]
     if not batches:
-        raise DataError(f"data source {_describe(source)} holds no images")
+        raise DataError(f"data source {source.describe()} holds no images")
     return np.concatenate(batches)
 
 

@@ -1,6 +1,6 @@
 # Losses of Hat EBM training (Hill et al., NeurIPS 2022), as in the reference
 # implementation (github.com/point0bar1/hat-ebm). Independent code.
-"""Maximum-likelihood energy loss and the cooperative generator loss."""
+"""Maximum-likelihood energy loss, its drift regularisation, and the cooperative generator loss."""
 
 import tensorflow as tf
 
@@ -37,3 +37,26 @@ def generator_regression_loss(generated, targets, factor):
     """
     err = tf.cast(generated, tf.float32) - tf.cast(targets, tf.float32)
     return factor * tf.reduce_mean(tf.square(err))
+
+
+def drift_penalty(drift, target, weight):
+    """Drift regularisation: ``weight · (drift − target)²``, added to the energy loss (in its units, before ÷ T).
+
+    ``drift`` is the mean length of the residual drift step that the sampler
+    would take at the samples, ``(ε²/2)·‖∂H/∂x‖ / T``, before its clip. Maximum
+    likelihood alone can steepen the energy until that step sits at the clip,
+    where the sampler no longer depends on the energy's scale and the energy
+    gap then runs away; or flatten it around the samples until the chains stop
+    moving and the energy only classifies data against samples. Holding the
+    drift at ``target``, below the clip, fixes the energy's scale in the
+    sampler's own units and rules out both. Not in the reference implementation.
+
+    Args:
+        drift: float32 scalar, the samples' mean unclipped drift step.
+        target: the drift step to hold, in the units of ``max_residual_norm``.
+        weight: the penalty's weight (0: none).
+
+    Returns:
+        float32 scalar.
+    """
+    return weight * tf.square(drift - target)

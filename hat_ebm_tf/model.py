@@ -17,8 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from hat_ebm_tf.distribute import all_gather, replica_info, scatter_rows
+from hat_ebm_tf.langevin_steps import energy_and_gradient, mean_drift_step
 from hat_ebm_tf.layers import PACKAGE
-from hat_ebm_tf.losses import generator_regression_loss, maximum_likelihood_loss
+from hat_ebm_tf.losses import drift_penalty, generator_regression_loss, maximum_likelihood_loss
 from hat_ebm_tf.modes import get_mode
 from hat_ebm_tf.rng import SALT_BANK_LATENTS, SALT_DATA_NOISE, row_normal, row_seeds
 from hat_ebm_tf.sampler import initial_state, langevin
@@ -98,6 +99,10 @@ class HatEBM(TrainStepModel):
             helps on GPU; on CPU it does not.
         seed: integer seed of all training randomness (with the step counter,
             it fixes every draw, so a resumed run continues the same streams).
+        drift_weight: weight of the drift regularisation
+            (``hat_ebm_tf.losses.drift_penalty``); 0 (the reference's loss) for none.
+        drift_target: the mean residual drift step it holds at the samples, in
+            the units of ``sampler.max_residual_norm`` (a quarter of it, say).
 
     Call:
         images: ``[B, H, W, C]`` float in [-1, 1].
@@ -120,6 +125,8 @@ class HatEBM(TrainStepModel):
         max_grad_norm=None,
         jit_sampler=False,
         seed=0,
+        drift_weight=0.0,
+        drift_target=0.25,
         **kwargs,
     ):
         super().__init__(seed=seed, **kwargs)
@@ -133,6 +140,9 @@ class HatEBM(TrainStepModel):
             raise ValueError(f"HatEBM: bank_size={bank_size!r} must be a positive integer in synthesis mode")
         if max_grad_norm is not None and not max_grad_norm > 0:
             raise ValueError(f"HatEBM: max_grad_norm={max_grad_norm!r} must be > 0 or None")
+        for name, value in (("drift_weight", drift_weight), ("drift_target", drift_target)):
+            if not 0 <= value < float("inf"):
+                raise ValueError(f"HatEBM: {name}={value!r} must be >= 0 and finite")
         self.hat = hat
         self.generator = generator
         self.mode = mode
@@ -142,6 +152,7 @@ class HatEBM(TrainStepModel):
         self.bank_size = int(bank_size)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         self.jit_sampler = bool(jit_sampler)
+        self.drift_weight, self.drift_target = float(drift_weight), float(drift_target)
         self._traced = _TracedFunctions()
         self._langevin = tf.function(langevin, jit_compile=True) if self.jit_sampler else langevin
         self.image_shape = self._checked_shapes()
@@ -178,6 +189,8 @@ class HatEBM(TrainStepModel):
         self.grad_norm_latent_tracker = Tracker(name="grad_norm_latent")
         self.grad_norm_res_tracker = Tracker(name="grad_norm_res")
         self.hat_grad_norm_tracker = Tracker(name="hat_grad_norm")
+        # With drift regularisation: the samples' mean unclipped drift step, which it holds at drift_target.
+        self.sample_drift_tracker = Tracker(name="sample_drift") if self.drift_weight else None
         # Under MALA: the chains' mean accepted fraction of proposals (LangevinResult field → tracker).
         self.acceptance_trackers = {}
         if sampler.metropolis:
@@ -379,6 +392,7 @@ class HatEBM(TrainStepModel):
             self.grad_norm_latent_tracker,
             self.grad_norm_res_tracker,
             self.hat_grad_norm_tracker,
+            *([self.sample_drift_tracker] if self.sample_drift_tracker is not None else []),
             *self.acceptance_trackers.values(),
         ]
 
@@ -423,14 +437,14 @@ class HatEBM(TrainStepModel):
         step, seeds = self.step_seeds(batch)
         chains = self._sample_chains(seeds)
         samples = tf.stop_gradient(chains.images)
-        loss, energy_diff, hat_grad_norm = self._energy_update(data, samples, seeds)
+        loss, energy_diff, sample_drift, hat_grad_norm = self._energy_update(data, samples, seeds)
         gen_loss = tf.constant(0.0)
         if self.mode.uses_banks:
             indices = self.bank_indices(step, batch * num_replicas)
             own = indices[replica_id * batch : (replica_id + 1) * batch]
             gen_loss = self._generator_update(own)
             self._bank_update(indices, chains.latents, samples)
-        return self._update_trackers(loss, energy_diff, gen_loss, hat_grad_norm, chains)
+        return self._update_trackers(loss, energy_diff, sample_drift, gen_loss, hat_grad_norm, chains)
 
     def checked_batch(self, data):
         """The training batch, checked (``TrainStepModel.checked_batch``), and that the banks hold a global batch."""
@@ -449,16 +463,29 @@ class HatEBM(TrainStepModel):
         return self._chains(latents, residuals, seeds, self.sampler_config)
 
     def _energy_update(self, data, samples, seeds):
-        """2. Energy update: maximum likelihood (paper Eq. 2); ``(loss, energy_diff, hat_grad_norm)``."""
+        """2. Energy update: maximum likelihood (paper Eq. 2), with the drift regularisation when it has a weight.
+
+        Returns:
+            ``(loss, energy_diff, sample_drift, hat_grad_norm)``; ``sample_drift``
+            is None without drift regularisation.
+        """
         noisy = data + self.data_epsilon * row_normal(seeds, self.image_shape, SALT_DATA_NOISE)
+        temperature = self.sampler_config.temperature
 
         def loss_fn():
-            return maximum_likelihood_loss(self.hat(noisy), self.hat(samples), self.sampler_config.temperature)
+            if not self.drift_weight:
+                return (*maximum_likelihood_loss(self.hat(noisy), self.hat(samples), temperature), None)
+            # The samples' energy gradient under this tape, so that the penalty's gradient reaches the weights.
+            energy, gradient = energy_and_gradient(self.hat, samples)
+            drift = mean_drift_step(self.sampler_config.step_size**2 / 2.0, gradient / temperature)
+            loss, energy_diff = maximum_likelihood_loss(self.hat(noisy), energy, temperature)
+            penalty = drift_penalty(drift, self.drift_target, self.drift_weight)
+            return loss + penalty / temperature, energy_diff, drift
 
-        (loss, energy_diff), hat_grad_norm = self.apply_loss(
+        (loss, energy_diff, drift), hat_grad_norm = self.apply_loss(
             self.optimizer, self.hat.trainable_weights, loss_fn, self.max_grad_norm
         )
-        return loss, energy_diff, hat_grad_norm
+        return loss, energy_diff, drift, hat_grad_norm
 
     def _generator_update(self, own):
         """3. Generator update (synthesis): regress ``G(z)`` onto the refined samples of bank rows ``own``.
@@ -485,10 +512,12 @@ class HatEBM(TrainStepModel):
         scatter_rows(self.bank_latents.value, rows, all_gather(latents))
         scatter_rows(self.bank_images.value, rows, all_gather(samples))
 
-    def _update_trackers(self, loss, energy_diff, gen_loss, hat_grad_norm, chains):
+    def _update_trackers(self, loss, energy_diff, sample_drift, gen_loss, hat_grad_norm, chains):
         """5. Trackers (unscaled values): ``{name: running mean}``, what ``fit`` logs and the watchdog checks."""
         self.loss_tracker.update_state(loss)
         self.energy_diff_tracker.update_state(energy_diff)
+        if self.sample_drift_tracker is not None:
+            self.sample_drift_tracker.update_state(sample_drift)
         self.gen_loss_tracker.update_state(gen_loss)
         self.grad_norm_latent_tracker.update_state(chains.grad_norm_latent)
         self.grad_norm_res_tracker.update_state(chains.grad_norm_res)
@@ -508,4 +537,6 @@ class HatEBM(TrainStepModel):
             "bank_size": self.bank_size,
             "max_grad_norm": self.max_grad_norm,
             "jit_sampler": self.jit_sampler,
+            "drift_weight": self.drift_weight,
+            "drift_target": self.drift_target,
         }

@@ -108,6 +108,13 @@ class RunDir:
             return model.sampler_config
         return evaluation_sampler(config_file, model.sampler_config)
 
+    @classmethod
+    def data_source(cls, path):
+        """The ``DataSource`` a run trained on, as its ``config.yaml`` names it; None for a ``.keras`` file or a run
+        without a config (an imported one)."""
+        config_file = Path(path) / cls.CONFIG
+        return load_config(config_file).data.to_source() if config_file.is_file() else None
+
 
 # Settings that may differ when a run resumes: they change neither the model nor the data it sees.
 _RESUMABLE = {"training": ("steps", "steps_per_epoch"), "limits": None}

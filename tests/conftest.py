@@ -42,7 +42,7 @@ LONGEST_FIRST = (
     "test_data.py",  # 15
     "test_sampler.py",  # 15
     "test_autoencoder.py",  # 11
-    "test_quality_digits.py",  # 10
+    "test_quality_report.py",  # 10
 )
 
 

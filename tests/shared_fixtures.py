@@ -75,12 +75,13 @@ def _built_once(tmp_path_factory, name, build):
 
 @pytest.fixture(scope="session", autouse=True)
 def quality_cache(tmp_path_factory):
-    """The test run's digits classifier cache (``HAT_EBM_CACHE``): tests and their commands never write ~/.cache.
+    """The test run's cache of the quality report's networks (``HAT_EBM_CACHE``): tests and their commands never
+    write ~/.cache.
 
-    All workers share it, so the classifier is trained once per run
-    (``quality_classifier`` holds a lock while it trains).
+    All workers share it, so each network is trained once per run
+    (``quality_classifier`` and ``quality_encoder`` hold a lock while they train).
     """
-    from hat_ebm_tf.quality.digits import CACHE_ENV
+    from hat_ebm_tf.quality.cache import CACHE_ENV
 
     cache = _run_directory(tmp_path_factory) / "hat_ebm_cache"
     cache.mkdir(exist_ok=True)
@@ -111,19 +112,29 @@ def scratch_tempdir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def quality_classifier(quality_cache):
-    """The digits quality classifier, trained once per run into its cache (commands run by tests read it).
+    """The digits classifier, trained once per run into its cache (commands run by tests read it).
 
     The first worker to get the cache's lock trains and writes the classifier;
     the others wait on the lock (not on a timer), then read it.
     """
-    from hat_ebm_tf.quality.digits import digits_classifier
+    from hat_ebm_tf.quality.classifier import classifier_for
 
     with _locked(Path(quality_cache) / "classifier.lock"):
-        return digits_classifier()
+        return classifier_for("digits")
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, quality_classifier):
+def digits_reference(quality_cache, quality_classifier):
+    """The ``QualityReference`` of the 16×16 digits, its encoder trained once per run into the cache (as above)."""
+    from hat_ebm_tf.quality.reference import reference_for
+    from hat_ebm_tf.sources import DataSource
+
+    with _locked(Path(quality_cache) / "encoder.lock"):
+        return reference_for(DataSource("digits", image_size=16, channels=1)).prepare()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, digits_reference):
     """``(root, result)``: ``hat-ebm train`` of a tiny digits config into ``root/run``, in a subprocess, once per run.
 
     The run evaluates with another sampler than it trains with (3 steps with

@@ -48,7 +48,7 @@ def test_the_watchdog_checks_the_trackers_by_the_names_the_model_gives_them():
         assert watchdog.diverged == expected
 
 
-def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
+def test_quality_is_recorded_during_training(tmp_path, digits_reference):
     import math
 
     import tensorflow as tf
@@ -59,7 +59,7 @@ def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
     run = tmp_path / "run"
     history = json.loads((run / "history.json").read_text())
     assert history["step"] == [1, 2, 3, 4]
-    for key in ("quality_confidence", "quality_fd", "quality_kid"):
+    for key in ("quality_confidence", "quality_fd", "quality_kid", "quality_copying"):
         assert [math.isnan(v) for v in history[key]] == [True, False, True, False], key
     assert 0.1 <= history["quality_confidence"][1] <= 1.0 and history["quality_fd"][1] > 0.0
     # At the last step, the evaluation draws what the end of the run draws: the same figures as quality.json.
@@ -67,6 +67,7 @@ def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
     assert {"samples", "floor", "baseline", "measure"} <= set(quality) and quality == summary["quality"]
     assert history["quality_fd"][3] == pytest.approx(quality["samples"]["frechet_distance"], rel=1e-6)
     assert history["quality_confidence"][3] == pytest.approx(quality["samples"]["mean_confidence"], rel=1e-6)
+    assert history["quality_copying"][3] == quality["samples"]["copying_share"]
     assert (run / "training_curve.png").is_file()
     scalars = {}
     for path in (run / "tensorboard").rglob("events.out.tfevents.*"):
@@ -74,12 +75,12 @@ def test_quality_is_recorded_during_training(tmp_path, quality_classifier):
             for value in event.summary.value:
                 if value.tag.startswith("quality/"):
                     scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
-    assert sorted(scalars) == ["quality/confidence", "quality/fd", "quality/kid"]
+    assert sorted(scalars) == ["quality/confidence", "quality/copying", "quality/fd", "quality/kid"]
     assert [step for step, _ in scalars["quality/fd"]] == [2, 4]
     assert scalars["quality/fd"][1][1] == pytest.approx(history["quality_fd"][3], rel=1e-5)
 
 
-def test_nan_samples_give_nan_quality_figures_and_leave_the_divergence_to_the_watchdog(quality_classifier):
+def test_nan_samples_give_nan_quality_figures_and_leave_the_divergence_to_the_watchdog(digits_reference):
     import math
 
     import keras
@@ -92,8 +93,8 @@ def test_nan_samples_give_nan_quality_figures_and_leave_the_divergence_to_the_wa
     model.compile(hat_optimizer=keras.optimizers.Adam(1e-3), generator_optimizer=keras.optimizers.Adam(1e-3))
     kernel = model.hat.weights[0]
     kernel.assign(np.full(kernel.shape, np.nan, np.float32))  # NaN energies, so NaN Langevin samples
-    evaluation = QualityEvaluation(every=1, num=4, seed=0, batch_size=4)
+    evaluation = QualityEvaluation(digits_reference, every=1, num=4, seed=0, batch_size=4)
     evaluation.after_step(model, 0)  # step 0: an evaluation step
     figures = evaluation.epoch_figures()
-    assert set(figures) == {"quality_confidence", "quality_fd", "quality_kid"}
+    assert set(figures) == {"quality_confidence", "quality_fd", "quality_kid", "quality_copying"}
     assert all(math.isnan(value) for value in figures.values())

@@ -27,8 +27,8 @@ def test_train_writes_the_run_directory(tiny_run):
     quality = json.loads((run / "quality.json").read_text())
     assert [quality[row]["num_images"] for row in ("samples", "floor", "baseline", "generator")] == [12] * 4
     assert quality["measure"]["classifier_held_out_accuracy"] >= 0.97
-    table = result.stdout[result.stdout.index("digits quality at 16×16") :].splitlines()  # printed at the end
-    assert {"samples", "floor", "baseline", "generator"} <= {line.split()[0] for line in table[2:]}
+    table = result.stdout[result.stdout.index("sample quality (digits:train, 16×16×1)") :].splitlines()  # at the end
+    assert {"samples", "floor", "baseline", "generator"} <= {line.split()[0] for line in table[3:]}
 
 
 def test_sample_loads_the_run_again(tiny_run):
@@ -38,8 +38,8 @@ def test_sample_loads_the_run_again(tiny_run):
     assert result.returncode == 0, result.stderr[-3000:]
     images = np.load(root / "s.npz")["images"]
     assert images.shape == (7, 16, 16, 1) and (root / "s.png").is_file()
-    table = result.stdout[result.stdout.index("digits quality at 16×16") :].splitlines()
-    assert [line.split()[:2] for line in table[2:5]] == [["samples", "7"], ["floor", "7"], ["baseline", "7"]]
+    table = result.stdout[result.stdout.index("sample quality (digits:train, 16×16×1)") :].splitlines()
+    assert [line.split()[:2] for line in table[3:6]] == [["samples", "7"], ["floor", "7"], ["baseline", "7"]]
 
 
 def test_a_bad_config_is_named_with_its_exit_code(tmp_path):

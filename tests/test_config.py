@@ -145,7 +145,7 @@ def test_yaml_aliases_and_huge_files_are_refused_at_once(tmp_path):
         load_config(tmp_path / "huge.yaml")
 
 
-def test_quality_during_training_is_for_digits_hat_ebm_runs_only(tmp_path):
+def test_quality_during_training_is_for_hat_ebm_runs_of_any_source(tmp_path):
     values = _digits()
     assert parse_config(values).evaluation.every is not None  # the shipped digits config records it
     values["evaluation"]["every"] = 0
@@ -157,11 +157,15 @@ def test_quality_during_training_is_for_digits_hat_ebm_runs_only(tmp_path):
     np.save(tmp_path / "images.npy", np.zeros((8, 16, 16, 1), np.uint8))
     values = _digits()
     values["data"]["source"] = str(tmp_path / "images.npy")
-    with pytest.raises(ConfigError, match=r"evaluation.every=\d+ scores samples with a digits classifier"):
-        parse_config(values)
-    values["evaluation"]["every"] = None
-    assert parse_config(values).evaluation.every is None
+    assert parse_config(values).evaluation.every == 500  # the report knows any data set
+    autoencoder = load_config("digits_ae").to_dict()
+    autoencoder["evaluation"].update(every=10, sampler=None)
+    with pytest.raises(ConfigError, match=r"evaluation.every=10 scores a Hat EBM's samples; mode 'autoencoder'"):
+        parse_config(autoencoder)
     values = _digits()
-    values["data"]["source"] = "digits:held_out"
-    with pytest.raises(ConfigError, match=r"training never sees the held-out digits"):
-        parse_config(values)
+    for source in ("digits:held_out", "glyphs:held_out", "photo-patches:held_out[:10]"):
+        values["data"]["source"] = source
+        with pytest.raises(ConfigError, match=r"training never sees the held-out images"):
+            parse_config(values)
+    values["data"]["source"] = "digits:all"  # every tenth image is then held out
+    assert parse_config(values).data.to_source().train_and_held_out()[1].hold_out == "held_out"

@@ -4,6 +4,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from hat_ebm_tf import offline_sets
 from hat_ebm_tf.data import (
     DataError,
     array_dataset,
@@ -12,6 +13,7 @@ from hat_ebm_tf.data import (
     image_dataset,
     load_digits,
     model_range_to_uint8,
+    read_source,
     uint8_to_model_range,
 )
 from hat_ebm_tf.distribute import mirrored_strategy
@@ -146,7 +148,7 @@ def test_array_sources(tmp_path, rng):
         _first_batch(parse_source(str(tmp_path / "f.npy"), 16, 1))
     with pytest.raises(DataError, match="does not exist"):
         _first_batch(DataSource("array", str(tmp_path / "none.npz")))
-    with pytest.raises(DataError, match=r"not 'digits\[:SPLIT\]', 'tfds:NAME"):
+    with pytest.raises(DataError, match=r"not 'digits', 'glyphs' or 'photo-patches'"):
         parse_source(str(tmp_path / "none"), 16, 1)
 
 
@@ -209,3 +211,34 @@ def test_array_files_that_cannot_feed_training_are_named(tmp_path):
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 a truncated zip")
     with pytest.raises(DataError, match=r"cannot read array file .* File is not a zip file"):
         _first_batch(DataSource("array", str(tmp_path / "broken.npz")))
+
+
+def test_a_digits_split_may_be_sliced():
+    first, labels = load_digits(8, return_labels=True, split="train[:200]")
+    train, train_labels = load_digits(8, return_labels=True, split="train")
+    assert first.shape == (200, 8, 8, 1) and np.array_equal(first, train[:200])
+    assert np.array_equal(labels, train_labels[:200])
+    assert len(read_source(parse_source("digits:held_out[10:20]", 8, 1))) == 10
+
+
+@pytest.mark.parametrize(("spec", "channels"), [("glyphs:train[:7]", 1), ("photo-patches:held_out[:7]", 3)])
+def test_offline_sets_read_at_the_model_size(spec, channels):
+    images = read_source(parse_source(spec, 16, channels))
+    _check(images, 7, 16, channels)
+    native = offline_sets.glyphs if spec.startswith("glyphs") else offline_sets.photo_patches
+    full = read_source(parse_source(spec, 32, channels))  # their native size: the pixels themselves
+    np.testing.assert_allclose(
+        full, uint8_to_model_range(native(spec.partition(":")[2].partition("[")[0])[:7]), atol=1e-6
+    )
+
+
+def test_a_source_without_a_held_out_split_gives_every_tenth_image_to_the_report(tmp_path):
+    images = np.arange(25, dtype=np.uint8).reshape(25, 1, 1, 1) * np.ones((1, 8, 8, 1), np.uint8)
+    np.savez(tmp_path / "a.npz", images=images)
+    train, held_out = parse_source(str(tmp_path / "a.npz"), 8, 1).train_and_held_out()
+    kept = model_range_to_uint8(read_source(train))[:, 0, 0, 0]
+    assert kept.tolist() == [i for i in range(25) if i % 10 != 9]
+    assert model_range_to_uint8(read_source(held_out))[:, 0, 0, 0].tolist() == [9, 19]
+    # The training stream reads the same rows.
+    seen = np.concatenate([b.numpy() for b in image_dataset(train, 23, training=True).take(2)])
+    assert set(model_range_to_uint8(seen)[:, 0, 0, 0]) == set(kept.tolist())

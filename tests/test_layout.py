@@ -146,7 +146,7 @@ LAYERS = (
         *("langevin_steps", "sampler", "mala", "model", "autoencoder", "reference", "train_step"),
     ),
     # 2: data, metrics, sample quality, the run directory and its outputs.
-    ("data", "metrics", "features", "run_dir", "outputs", "plots", "quality"),
+    ("data", "offline_sets", "metrics", "features", "run_dir", "outputs", "plots", "quality"),
     # 3: the jobs.
     ("training", "evaluation", "serving"),
     # 4: the command line and the benchmarks.

@@ -37,7 +37,9 @@ def test_tfds_source(tmp_path):
     with tfds.testing.mock_data(num_examples=8):
         summary = run_training(config, tmp_path / "run", verbose=0)
     assert summary["steps"] == 2 and _samples(tmp_path / "run").shape == (4, 16, 16, 3)
-    assert not (tmp_path / "run" / "quality.json").exists()
+    # The report compares with the builder's test split.
+    measure = json.loads((tmp_path / "run" / "quality.json").read_text())["measure"]
+    assert measure["data"] == "tfds:cifar10:train" and measure["num_held_out"] == 8
 
 
 @pytest.mark.parametrize("kind", ["folder", "array"])

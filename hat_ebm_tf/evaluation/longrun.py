@@ -16,14 +16,12 @@ is the chain of one ``num_steps = steps`` call and memory does not grow with
 
 import dataclasses
 import json
-from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-from hat_ebm_tf.config import load_config
 from hat_ebm_tf.data import model_range_to_uint8, read_source
 from hat_ebm_tf.rng import row_seeds
 from hat_ebm_tf.run_dir import RunDir
@@ -163,10 +161,8 @@ def run_data_images(path, num):
         ``[n, H, W, C]`` float32 in [-1, 1], n <= ``num``; None for a ``.keras``
         file, a run without a config (an imported one), or ``num`` 0.
     """
-    config_file = Path(path) / RunDir.CONFIG
-    if num <= 0 or not config_file.is_file():
-        return None
-    return read_source(load_config(config_file).data.to_source(), limit=num)
+    source = RunDir.data_source(path) if num > 0 else None
+    return None if source is None else read_source(source.train_and_held_out()[0], limit=num)
 
 
 def _band(values, axis=None):

@@ -17,7 +17,7 @@ import tensorflow as tf
 from hat_ebm_tf.data import model_range_to_uint8, uint8_to_model_range
 from hat_ebm_tf.outputs import write_atomically
 from hat_ebm_tf.plots import image_grid
-from hat_ebm_tf.quality.digits import digits_classifier, quality_report
+from hat_ebm_tf.quality.report import score
 from hat_ebm_tf.training.moving_averages import MovingAverages
 
 log = logging.getLogger("hat_ebm_tf.training")
@@ -182,6 +182,64 @@ class DivergenceWatchdog(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+class DriftAtClip(keras.callbacks.Callback):
+    """Warn once when the sampler's residual drift sits at its clip for ``patience`` steps in a row.
+
+    ``grad_norm_res`` is the mean length of a chain's residual drift steps,
+    which ``max_residual_norm`` clips. At the clip, every step has the same
+    length whatever the energy's scale, so the sampler no longer pulls the
+    energy back (a steeper energy moves the samples no further) and maximum
+    likelihood can steepen it without bound: every runaway we measured
+    started so. The logs hold the epoch's running mean; the step's own value
+    is recovered from two consecutive means.
+
+    Args:
+        clip: the training sampler's ``max_residual_norm`` (None: no clip, no warning).
+        settings: what to change, for the message (e.g. ``"sampler.max_residual_norm, ..."``).
+        fraction: a step is "at the clip" when its drift is at least this share of it.
+        patience: consecutive steps at the clip before the warning.
+    """
+
+    TRACKER = "grad_norm_res"
+
+    def __init__(self, clip, settings, fraction=0.95, patience=100):
+        super().__init__()
+        self.clip, self.settings, self.fraction, self.patience = clip, settings, fraction, patience
+        self.warned, self._run, self._previous = None, 0, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._previous = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.clip is None or self.warned or self.TRACKER not in (logs or {}):
+            return
+        mean = as_float(logs[self.TRACKER])
+        drift = (batch + 1) * mean - batch * self._previous  # this step's value, from the running means
+        self._previous = mean
+        self._run = self._run + 1 if drift >= self.fraction * self.clip else 0
+        if self._run >= self.patience:
+            step = int(self.model.optimizer.iterations.numpy())
+            self.warned = (
+                f"warning: at step {step} the sampler's residual drift (grad_norm_res) has sat at its clip "
+                f"(max_residual_norm = {self.clip:g}) for {self.patience} steps: the energy steepens unchecked, "
+                f"which precedes a runaway energy gap; change {self.settings}"
+            )
+            log.warning("%s", self.warned)
+            print(f"\n{self.warned}", flush=True)  # on the progress line's stream, between its updates
+
+
+class StepsRunProgbar(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar, whose epoch line counts the steps that ran: a stopped epoch ends at ``4/250``.
+
+    Keras's own ends every epoch at its target (``250/250``), even one that
+    the watchdog or a signal stopped after 4 steps.
+    """
+
+    def _finalize_progbar(self, logs):
+        self._maybe_init_progbar()
+        self.progbar.update(self.seen, list((logs or {}).items()), finalize=True)
+
+
 class TensorBoardAtSteps(keras.callbacks.TensorBoard):
     """Keras's TensorBoard callback with every summary at the optimizer's step, on disk before each checkpoint.
 
@@ -230,17 +288,19 @@ class SampleGrid(keras.callbacks.Callback):
 
 
 class QualityEvaluation:
-    """Every ``every`` steps, score samples with the digits quality measure, for the history row of their epoch.
+    """Every ``every`` steps, score samples with the quality report, for the history row of their epoch.
 
     The samples are drawn as the end of the run draws its own (the
     evaluation sampler and seed, the weights' moving averages) and pass
     through uint8 as they do, so an evaluation at the last step scores the
     first ``num`` of the run's samples. ``EpochRecords`` calls ``after_step``
-    after every step and takes ``epoch_figures`` (``quality_confidence``,
-    ``quality_fd``, ``quality_kid``) at every epoch end. With ``log_dir`` the
-    figures are also TensorBoard scalars (``quality/*``) at their step.
+    after every step and takes ``epoch_figures`` (``quality_fd``,
+    ``quality_kid``, ``quality_copying`` and, for labelled data sets,
+    ``quality_confidence``) at every epoch end. With ``log_dir`` the figures
+    are also TensorBoard scalars (``quality/*``) at their step.
 
     Args:
+        reference: the ``QualityReference`` of the run's data.
         every: steps between evaluations.
         num: images per evaluation (≥ 2).
         seed: sampling seed.
@@ -249,13 +309,19 @@ class QualityEvaluation:
         log_dir: TensorBoard directory, or None.
     """
 
-    FIGURES = (("quality_confidence", "mean_confidence"), ("quality_fd", "frechet_distance"), ("quality_kid", "kid"))
+    FIGURES = (
+        ("quality_fd", "frechet_distance"),
+        ("quality_kid", "kid"),
+        ("quality_copying", "copying_share"),
+        ("quality_confidence", "mean_confidence"),
+    )
 
-    def __init__(self, every, num, seed, batch_size, sampler=None, log_dir=None):
+    def __init__(self, reference, every, num, seed, batch_size, sampler=None, log_dir=None):
+        # The networks the report scores with are read or trained now, before `fit` starts, rather than inside it.
+        self.reference = reference.prepare()
         self.every, self.num, self.seed, self.batch_size, self.sampler = every, num, seed, batch_size, sampler
         self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir is not None else None
         self.figures = {}
-        digits_classifier()  # read or trained now, before `fit` starts, rather than inside it
 
     def after_step(self, model, step):
         """Evaluate ``model`` if ``step`` is an evaluation step."""
@@ -268,8 +334,8 @@ class QualityEvaluation:
             # A diverged step: NaN figures; the divergence watchdog (DivergenceWatchdog) names it and acts.
             self.figures = {key: math.nan for key, _ in self.FIGURES}
         else:
-            report = quality_report(uint8_to_model_range(model_range_to_uint8(samples)))
-            self.figures = {key: report[name] for key, name in self.FIGURES}
+            row = score(uint8_to_model_range(model_range_to_uint8(samples)).numpy(), self.reference)
+            self.figures = {key: row.get(name, math.nan) for key, name in self.FIGURES}
         if self.writer is not None:
             with self.writer.as_default():
                 for key, value in self.figures.items():

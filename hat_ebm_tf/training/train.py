@@ -8,7 +8,7 @@ Run-directory files (public names):
     ``model.keras``         the trained model (EMA weights), for ``hat-ebm sample``
     ``samples.npz``         ``images``: uint8 ``[N, H, W, C]`` drawn with the trained sampler
     ``samples.png``         a grid of the first samples
-    ``quality.json``        the digits quality table: samples, floor and baseline (digits source only)
+    ``quality.json``        the quality report of the samples, beside a floor, a baseline and the generator alone
     ``tensorboard/``        scalars and sample grids at training steps (when ``training.tensorboard_every``
                             is set); steps after the checkpoint a run resumes from are dropped
     ``workers/<id>/``       non-chief workers' checkpoints and model (multi-worker runs)
@@ -39,7 +39,7 @@ import yaml
 from hat_ebm_tf.autoencoder import Autoencoder
 from hat_ebm_tf.data import distributed_dataset, image_dataset, model_range_to_uint8, uint8_to_model_range
 from hat_ebm_tf.distribute import make_strategy
-from hat_ebm_tf.errors import ConfigError, RunDirError, TrainingDiverged, TrainingInterrupted
+from hat_ebm_tf.errors import ConfigError, DataError, RunDirError, TrainingDiverged, TrainingInterrupted
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.modes import get_mode
 from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
@@ -47,7 +47,8 @@ from hat_ebm_tf.optimizers import FusedAdam
 from hat_ebm_tf.outputs import check_writable_dir, remove_stale_temporaries, write_atomically
 from hat_ebm_tf.plots import save_image_grid, save_training_curves
 from hat_ebm_tf.precision import global_policy
-from hat_ebm_tf.quality.digits import GENERATOR_ROW, quality_report, quality_table
+from hat_ebm_tf.quality.reference import reference_for
+from hat_ebm_tf.quality.report import quality_report
 from hat_ebm_tf.reference import decoder_from_reference, generator_from_reference
 from hat_ebm_tf.run_dir import RunDir, check_run_dir
 from hat_ebm_tf.training.callbacks import (
@@ -116,6 +117,8 @@ def build_model(config, pretrained=True):
         max_grad_norm=train.max_grad_norm,
         jit_sampler=train.jit_sampler,
         seed=config.seed,
+        drift_weight=train.drift_weight,
+        drift_target=train.drift_target,
     )
     ema = {"use_ema": True, "ema_momentum": train.ema_momentum} if train.ema_momentum else {}
     model.compile(
@@ -321,7 +324,7 @@ class TrainingRun:
     def dataset(self, step):
         """The training data from ``step`` on (the batches an uninterrupted run reads from there)."""
         config = self.config
-        source, batch_size = config.data.to_source(), config.training.batch_size
+        source, batch_size = config.data.to_source().train_and_held_out()[0], config.training.batch_size
         if self.strategy.num_replicas_in_sync > 1:
             return distributed_dataset(self.strategy, source, batch_size, seed=config.seed, start_step=step)
         return image_dataset(source, batch_size, training=True, seed=config.seed, start_step=step)
@@ -461,17 +464,39 @@ class TrainingRun:
         evaluation = self.config.evaluation
         if not (evaluation.every and self.chief):
             return None
+        reference = quality_reference(self.config)
+        if reference is None:
+            return None
         seed = self.config.seed + 1  # the seed of the run's samples
         return QualityEvaluation(
-            evaluation.every, evaluation.quality_samples, seed, evaluation.batch_size, evaluation.sampler, self._board()
+            reference,
+            evaluation.every,
+            evaluation.quality_samples,
+            seed,
+            evaluation.batch_size,
+            evaluation.sampler,
+            self._board(),
         )
 
 
+def quality_reference(config):
+    """The ``QualityReference`` of a config's data (what the run's samples are compared with), or None.
+
+    None, with a warning, when the data set has too few held-out images for
+    the report (a folder of fewer than ``HOLD_OUT_EVERY`` images holds none out).
+    """
+    try:
+        return reference_for(config.data.to_source())
+    except DataError as err:
+        log.warning("no quality report: %s", err)
+        return None
+
+
 def evaluate(config, model, run_dir):
-    """Draw the run's samples (``samples.npz``, ``samples.png``) and, for digits, score them (``quality.json``).
+    """Draw the run's samples (``samples.npz``, ``samples.png``) and score them (``quality.json``).
 
     Returns:
-        dict: ``sample_seconds`` and, for digits, ``quality`` (the quality table).
+        dict: ``sample_seconds`` and ``quality`` (the ``quality_report``, when the data allows one).
     """
     start = time.time()
     evaluation = config.evaluation
@@ -479,16 +504,20 @@ def evaluate(config, model, run_dir):
         model, run_dir, evaluation.num_samples, config.seed + 1, evaluation.batch_size, evaluation.sampler
     )
     summary = {"sample_seconds": time.time() - start}
-    if config.data.to_source().kind == "digits":
-        if len(samples) < 2:
-            log.warning("no quality.json: its Fréchet distance needs at least 2 samples (evaluation.num_samples)")
-        else:
-            summary["quality"] = quality_table(uint8_to_model_range(samples).numpy())
-            # The base generator alone (the chain's initial state, 0 Langevin steps): what the Hat EBM improves on.
-            base = dataclasses.replace(evaluation.sampler or model.sampler_config, num_steps=0)
-            generated = model.sample(
-                evaluation.num_samples, seed=config.seed + 1, batch_size=evaluation.batch_size, config=base
-            )
-            summary["quality"][GENERATOR_ROW] = quality_report(np.clip(generated.numpy(), -1.0, 1.0))
-            (Path(run_dir) / RunDir.QUALITY).write_text(json.dumps(summary["quality"], indent=1))
+    if len(samples) < 2:
+        log.warning("no quality.json: its Fréchet distance needs at least 2 samples (evaluation.num_samples)")
+        return summary
+    reference = quality_reference(config)
+    if reference is None:
+        return summary
+    # The base generator alone (the chain's initial state, 0 Langevin steps): what the Hat EBM improves on.
+    base = dataclasses.replace(evaluation.sampler or model.sampler_config, num_steps=0)
+    generated = model.sample(
+        evaluation.num_samples, seed=config.seed + 1, batch_size=evaluation.batch_size, config=base
+    )
+    summary["quality"] = quality_report(
+        uint8_to_model_range(samples).numpy(), reference, generated=np.clip(generated.numpy(), -1.0, 1.0)
+    )
+    write_atomically(Path(run_dir) / RunDir.QUALITY, json.dumps(summary["quality"], indent=1))
+    summary["quality_seconds"] = time.time() - start - summary["sample_seconds"]
     return summary

@@ -5,7 +5,9 @@ import numpy as np
 from hat_ebm_tf.argtypes import positive_int
 from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
 from hat_ebm_tf.config import check_memory
+from hat_ebm_tf.errors import ConfigError
 from hat_ebm_tf.outputs import output_file
+from hat_ebm_tf.run_dir import RunDir
 
 
 def register(subparsers):
@@ -25,7 +27,8 @@ def register(subparsers):
     parser.add_argument(
         "--quality",
         action="store_true",
-        help="print the digits quality table of the samples (beside real digits and a Gaussian baseline)",
+        help="print the quality report of the samples against the data the run trained on (beside real images "
+        "and a Gaussian baseline); needs a run directory with its config.yaml",
     )
     limit = "refuse a --num whose samples would take more memory (default 4)"
     parser.add_argument("--max-memory-gb", type=float, default=4.0, help=limit)
@@ -37,10 +40,19 @@ def run(args):
     # TensorFlow and matplotlib: loaded only when the command runs.
     from hat_ebm_tf.data import model_range_to_uint8, uint8_to_model_range
     from hat_ebm_tf.plots import save_image_grid
-    from hat_ebm_tf.quality.digits import format_quality_table, quality_table
+    from hat_ebm_tf.quality.reference import reference_for
+    from hat_ebm_tf.quality.report import format_report, quality_report
 
-    if args.quality and args.num < 2:
-        raise SystemExit("hat-ebm sample: error: --quality needs --num >= 2 (for the Fréchet distance and KID)")
+    source = None
+    if args.quality:
+        if args.num < 2:
+            raise SystemExit("hat-ebm sample: error: --quality needs --num >= 2 (for the Fréchet distance and KID)")
+        source = RunDir.data_source(args.model)
+        if source is None:
+            raise ConfigError(
+                f"--quality compares the samples with the data the run trained on, which a run directory's "
+                f"{RunDir.CONFIG} names; {args.model!r} has none (a .keras file or an imported run)"
+            )
     # Outputs first: a path that cannot be written fails before the sampling, not after.
     out = output_file(args.out, "--out", overwrite=args.overwrite, suffix=".npz", default_name="samples.npz")
     png = output_file(args.png, "--png", overwrite=args.overwrite) if args.png else None
@@ -57,4 +69,4 @@ def run(args):
         save_image_grid(images[:100], png)
     print(f"wrote {len(images)} samples {list(images.shape[1:])} to {out}")
     if args.quality:
-        print(format_quality_table(quality_table(uint8_to_model_range(images).numpy())))
+        print(format_report(quality_report(uint8_to_model_range(images).numpy(), reference_for(source))))

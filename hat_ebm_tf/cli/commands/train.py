@@ -24,7 +24,7 @@ def run(args):
     config = load_config(args.config)  # before TensorFlow loads: a bad config is named at once
 
     # TensorFlow: loaded only once the config is valid.
-    from hat_ebm_tf.quality.digits import format_quality_table
+    from hat_ebm_tf.quality.report import format_report
     from hat_ebm_tf.training.train import run_training
 
     overrides = {}
@@ -37,5 +37,5 @@ def run(args):
     quality = summary.pop("quality", None)  # in full in quality.json; shown as its table
     print(json.dumps(summary, indent=1))
     if quality is not None:
-        print(format_quality_table(quality))
+        print(format_report(quality))
     print(f"run directory: {args.run_dir}")
