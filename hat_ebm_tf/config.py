@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from hat_ebm_tf import recipe
 from hat_ebm_tf.choices import HAT_TABLE, STRATEGIES
 from hat_ebm_tf.errors import ConfigError, DataError, LimitError
 from hat_ebm_tf.modes import get_mode
@@ -221,8 +222,9 @@ class TrainingConfig:
             Langevin state and energies stay float32.
         jit_sampler: XLA-compile the Langevin sampler (helps on GPU).
         checkpoints_to_keep: the last K checkpoints are kept.
-        max_energy_gap: the watchdog stops when ``|energy_diff|`` exceeds
-            it (null: no bound); non-finite values always stop it.
+        max_energy_gap: the watchdog acts when the epoch's running mean of
+            ``|energy_diff|`` exceeds it (null: no bound); non-finite values always
+            stop it.
         on_divergence: ``stop``, or ``rollback`` (restore the last checkpoint,
             scale the learning rates by ``rollback_lr_factor``, continue).
         rollback_lr_factor: learning-rate factor of a rollback.
@@ -250,7 +252,9 @@ class TrainingConfig:
     mixed_precision: str | None = None
     jit_sampler: bool = False
     checkpoints_to_keep: int = 3
-    max_energy_gap: float | None = None
+    # Far above any healthy run's |energy_diff| (the grid of `hat-ebm grid` stays below 50 at every step; runs
+    # that ran away passed 1e6), so it acts long before inf and never on a healthy run.
+    max_energy_gap: float | None = 1000.0
     on_divergence: str = "stop"
     rollback_lr_factor: float = 0.5
     max_rollbacks: int = 3
@@ -462,14 +466,54 @@ _SECTIONS = {
 }
 
 
+def _merged(base, overrides):
+    """``base`` with ``overrides`` applied, mapping into mapping (a key's value replaces the base's otherwise)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _merged(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def _from_recipe(values, where):
+    """A config with ``base: recipe``: the recipe derived for its ``data`` (``hat_ebm_tf.recipe``), overridden by
+    every other key it gives."""
+    _require(values["base"] == "recipe", f"{where}: base={values['base']!r}: the one base is 'recipe'")
+    data = values.get("data")
+    _require(
+        isinstance(data, dict) and isinstance(data.get("source"), str),
+        f"{where}: base: recipe derives the config from the data: give data.source (and optionally "
+        "data.image_size, data.channels)",
+    )
+    training = values.get("training") if isinstance(values.get("training"), dict) else {}
+    facts = recipe.inspect_source(data["source"], data.get("data_dir"))
+    derived = recipe.derive(
+        facts,
+        image_size=data.get("image_size"),
+        channels=data.get("channels"),
+        steps=training.get("steps"),
+        seed=values.get("seed", 0),
+        data_dir=data.get("data_dir"),
+    )
+    return _merged(derived, {key: value for key, value in values.items() if key != "base"})
+
+
 def parse_config(values, where="config"):
     """Validate a config mapping into an ``ExperimentConfig``.
 
+    A mapping whose ``base`` is ``recipe`` starts from the recipe that
+    ``hat-ebm train --data`` derives for its ``data`` and overrides the keys
+    it gives (``hat_ebm_tf.recipe``).
+
     Raises:
         ConfigError: naming the unknown key or bad value.
+        DataError: (``base: recipe``) data that cannot be inspected.
     """
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level, got {type(values).__name__}")
+    if "base" in values:
+        values = _from_recipe(values, where)
     check_known_keys(values, ExperimentConfig, where)
     sections = {key: _from_dict(cls, values.get(key, {}), f"{where}: {key}") for key, cls in _SECTIONS.items()}
     evaluation = values.get("evaluation", {})

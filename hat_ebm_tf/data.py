@@ -18,10 +18,8 @@ import tensorflow as tf
 
 from hat_ebm_tf import offline_sets
 from hat_ebm_tf.errors import DataError
-from hat_ebm_tf.sources import DIGITS_SPLITS, HOLD_OUT_EVERY, split_rows
+from hat_ebm_tf.sources import DIGITS_SPLITS, HOLD_OUT_EVERY, scan_folder, split_rows
 from hat_ebm_tf.validation import check_image_array
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 # ------------------------------------------------------------------ pixels
@@ -147,36 +145,6 @@ def _tfds_images(source):
             f"run time): {how}"
         ) from err
     return ds.map(lambda example: example[key], num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def scan_folder(path):
-    """Sorted image files below ``path`` (recursive), after checking that they read and agree.
-
-    Raises:
-        DataError: for a missing or empty folder, an unreadable image, or
-            images with different channel counts (each named).
-    """
-    from PIL import Image, UnidentifiedImageError  # Pillow: loaded only for an image folder
-
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"image folder {os.fspath(root)!r} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise DataError(f"image folder {os.fspath(root)!r} holds no {'/'.join(IMAGE_SUFFIXES)} files")
-    channels = {}
-    for file in files:
-        try:
-            with Image.open(file) as image:
-                image.verify()
-                bands = len(image.getbands())
-        except (UnidentifiedImageError, OSError, SyntaxError) as err:
-            raise DataError(f"unreadable image {os.fspath(file)!r}: {err}") from err
-        channels.setdefault(bands, file)
-    if len(channels) > 1:
-        examples = ", ".join(f"{n} channels: {os.fspath(f)!r}" for n, f in sorted(channels.items()))
-        raise DataError(f"image folder {os.fspath(root)!r} mixes channel counts ({examples})")
-    return files
 
 
 def _decode(encoded):

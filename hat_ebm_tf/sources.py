@@ -8,11 +8,13 @@ the sources into tf.data pipelines.
 """
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
 from hat_ebm_tf.errors import DataError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TFDS_BUILDERS = ("cifar10", "celeb_a", "imagenet2012", "svhn_cropped", "cifar100")
 KINDS = ("digits", "glyphs", "photo-patches", "tfds", "folder", "array")
 # The offline sets of hat_ebm_tf.offline_sets, and their splits.
@@ -178,3 +180,33 @@ def parse_source(spec, image_size, channels, data_dir=None, **options):
         f"data source {spec!r}: not 'digits', 'glyphs' or 'photo-patches' (each [:SPLIT]), 'tfds:NAME[:SPLIT]', "
         "a .npz/.npy file or an existing directory"
     )
+
+
+def scan_folder(path):
+    """Sorted image files below ``path`` (recursive), after checking that they read and agree.
+
+    Raises:
+        DataError: for a missing or empty folder, an unreadable image, or
+            images with different channel counts (each named).
+    """
+    from PIL import Image, UnidentifiedImageError  # Pillow: loaded only for an image folder
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"image folder {os.fspath(root)!r} does not exist")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"image folder {os.fspath(root)!r} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+    channels = {}
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                image.verify()
+                bands = len(image.getbands())
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise DataError(f"unreadable image {os.fspath(file)!r}: {err}") from err
+        channels.setdefault(bands, file)
+    if len(channels) > 1:
+        examples = ", ".join(f"{n} channels: {os.fspath(f)!r}" for n, f in sorted(channels.items()))
+        raise DataError(f"image folder {os.fspath(root)!r} mixes channel counts ({examples})")
+    return files

@@ -139,14 +139,14 @@ def _imports(path):
 # (layers 0 to 2) or its own package (layers 3 and 4), from lower layers, and along SIDEWAYS.
 LAYERS = (
     # 0: free of TensorFlow, so that configs validate and the command line parses without it.
-    ("errors", "choices", "modes", "sampler_config", "sources", "argtypes", "config"),
+    ("errors", "choices", "modes", "sampler_config", "sources", "offline_sets", "recipe", "argtypes", "config"),
     # 1: the core.
     (
         *("", "rng", "layers", "networks", "precision", "optimizers", "distribute", "losses", "validation"),
         *("langevin_steps", "sampler", "mala", "model", "autoencoder", "reference", "train_step"),
     ),
     # 2: data, metrics, sample quality, the run directory and its outputs.
-    ("data", "offline_sets", "metrics", "features", "run_dir", "outputs", "plots", "quality"),
+    ("data", "metrics", "features", "run_dir", "outputs", "plots", "quality"),
     # 3: the jobs.
     ("training", "evaluation", "serving"),
     # 4: the command line and the benchmarks.

@@ -53,10 +53,12 @@ from hat_ebm_tf.reference import decoder_from_reference, generator_from_referenc
 from hat_ebm_tf.run_dir import RunDir, check_run_dir
 from hat_ebm_tf.training.callbacks import (
     DivergenceWatchdog,
+    DriftAtClip,
     EpochRecords,
     LearningRateSchedule,
     QualityEvaluation,
     SampleGrid,
+    StepsRunProgbar,
     StopOnSignal,
     TensorBoardAtSteps,
     load_history,
@@ -305,6 +307,12 @@ class TrainingRun:
             )
         self.weights = MovingAverages(self.model)
         self.rollbacks = 0
+        # One for the whole run, so that it warns once, however many fit calls the run takes.
+        self.drift_at_clip = DriftAtClip(
+            config.sampler.max_residual_norm if isinstance(self.model, HatEBM) else None,
+            "training.drift_weight (drift regularisation; the derived recipe of `hat-ebm train --data` sets it), "
+            "or lower sampler.step_size",
+        )
 
     @property
     def step(self):
@@ -378,7 +386,15 @@ class TrainingRun:
             self.manager, self.out_dir / RunDir.HISTORY, self.model.optimizer.iterations, self.weights, self._quality()
         )
         # The records last: what the other callbacks write at an epoch end is on disk before its checkpoint.
-        callbacks = [self._learning_rates(), watchdog, stop, *self._logging_callbacks(), records]
+        callbacks = [
+            self._learning_rates(),
+            watchdog,
+            self.drift_at_clip,
+            stop,
+            StepsRunProgbar(),
+            *self._logging_callbacks(),
+            records,
+        ]
         first_epoch = step // train.steps_per_epoch  # Keras's epoch numbers, for its logs
         self.model.fit(
             data,
