@@ -54,7 +54,7 @@ CLIP_PER_PIXEL = 1.0 / 16  # the digits demo's clip of 1.0 over 16×16×1 pixels
 DRIFT_TARGET = 0.25
 DRIFT_WEIGHT = 1.0
 # Per image size: (network width, latent size, training steps).
-BY_SIZE = {16: (32, 32, 2500), 32: (32, 64, 2500), 64: (128, 64, 2500), 128: (256, 128, 2500)}
+BY_SIZE = {16: (32, 32, 2500), 32: (32, 64, 2500), 64: (64, 64, 1500), 128: (128, 128, 1500)}
 
 
 @dataclasses.dataclass(frozen=True)

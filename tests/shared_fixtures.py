@@ -124,6 +124,15 @@ def quality_classifier(quality_cache):
 
 
 @pytest.fixture(scope="session")
+def glyph_classifier(quality_cache):
+    """The glyph classifier, trained once per run into its cache (as ``quality_classifier``)."""
+    from hat_ebm_tf.quality.classifier import classifier_for
+
+    with _locked(Path(quality_cache) / "glyph_classifier.lock"):
+        return classifier_for("glyphs")
+
+
+@pytest.fixture(scope="session")
 def digits_reference(quality_cache, quality_classifier):
     """The ``QualityReference`` of the 16×16 digits, its encoder trained once per run into the cache (as above)."""
     from hat_ebm_tf.quality.reference import reference_for

@@ -98,3 +98,47 @@ def test_nan_samples_give_nan_quality_figures_and_leave_the_divergence_to_the_wa
     figures = evaluation.epoch_figures()
     assert set(figures) == {"quality_confidence", "quality_fd", "quality_kid", "quality_copying"}
     assert all(math.isnan(value) for value in figures.values())
+
+
+def test_drift_at_its_clip_for_a_stretch_warns_once(caplog, capsys):
+    from hat_ebm_tf.training.callbacks import DriftAtClip
+    from tests.helpers import tiny_model
+
+    warning = DriftAtClip(clip=1.0, settings="training.drift_weight", patience=5)
+    warning.set_model(tiny_model())
+    warning.on_epoch_begin(0)
+    # Running means as Keras logs them: steps at 0.5, then at the clip; one step below it restarts the count.
+    steps = [0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 0.2, 1.0, 1.0, 1.0, 1.0]
+    with caplog.at_level("WARNING", logger="hat_ebm_tf.training"):
+        for batch, _ in enumerate(steps):
+            warning.on_train_batch_end(batch, {"grad_norm_res": float(np.mean(steps[: batch + 1]))})
+        assert warning.warned is None  # 4 in a row, then 4 again: never 5
+        for batch in range(len(steps), len(steps) + 3):
+            steps.append(1.0)
+            warning.on_train_batch_end(batch, {"grad_norm_res": float(np.mean(steps))})
+    assert "residual drift (grad_norm_res) has sat at its clip (max_residual_norm = 1) for 5 steps" in warning.warned
+    assert "change training.drift_weight" in warning.warned
+    assert [r.message for r in caplog.records].count(warning.warned) == 1 and warning.warned in capsys.readouterr().out
+    unclipped = DriftAtClip(clip=None, settings="")
+    unclipped.set_model(tiny_model())
+    unclipped.on_train_batch_end(0, {"grad_norm_res": 5.0})
+    assert unclipped.warned is None
+
+
+def test_an_epoch_stopped_early_shows_the_steps_that_ran(capsys):
+    import keras
+
+    from hat_ebm_tf.data import array_dataset
+    from hat_ebm_tf.training.callbacks import StepsRunProgbar
+    from tests.helpers import tiny_images, tiny_model
+
+    class StopAfterTwo(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.model.stop_training = batch == 1
+
+    model = tiny_model()
+    model.fit(
+        array_dataset(tiny_images(8), 4), steps_per_epoch=5, callbacks=[StopAfterTwo(), StepsRunProgbar()], verbose=2
+    )
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("2/5 - "), line

@@ -3,8 +3,9 @@
 import json
 
 import numpy as np
+import yaml
 
-from tests.helpers import hat_ebm
+from tests.helpers import cli_fails, hat_ebm, main_in
 
 
 def test_train_writes_the_run_directory(tiny_run):
@@ -50,3 +51,22 @@ def test_a_bad_config_is_named_with_its_exit_code(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("hat-ebm train: ")
     assert "unknown keys ['stepz']" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_train_on_your_own_images_with_the_derived_recipe(tmp_path, glyph_classifier):
+    out = main_in(
+        tmp_path, "train", "--data", "glyphs:train[:100]", "--image-size", "16", "--run-dir", "r", "--steps", "2"
+    )
+    recipe_text = out[out.index("recipe for glyphs:train[:100]:") : out.index("{")]
+    assert "max_residual_norm: 1.0" in recipe_text and "drift_weight: 1.0" in recipe_text
+    saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert saved["data"]["source"] == "glyphs:train[:100]" and saved["training"]["steps"] == 2
+    # The run resumes like any config run: the same command again trains nothing more.
+    assert "run directory: r" in main_in(tmp_path, "train", "--config", "r/config.yaml", "--run-dir", "r")
+    quality = json.loads((tmp_path / "r" / "quality.json").read_text())
+    assert quality["measure"]["data"] == "glyphs:train[:100]" and quality["measure"]["num_train"] == 100
+    assert "confidence" in out[out.index("sample quality (glyphs:train[:100], 16×16×1)") :]
+
+
+def test_train_refuses_recipe_flags_without_data(tmp_path, capsys):
+    cli_fails(capsys, "train", "--run-dir", str(tmp_path / "r"), "--image-size", "32", code=2, match="go with --data")

@@ -30,9 +30,8 @@ def test_the_digits_classifier_is_accurate_on_held_out_digits(quality_classifier
     assert np.mean(quality_classifier.classify(big)[0].argmax(axis=1) == labels) >= 0.95
 
 
-def test_the_glyph_classifier_tells_36_classes_apart(quality_cache):
-    classifier = qc.classifier_for("glyphs")
-    assert classifier.held_out_accuracy >= 0.85 and len(classifier.labelled.classes) == 36
+def test_the_glyph_classifier_tells_36_classes_apart(glyph_classifier):
+    assert glyph_classifier.held_out_accuracy >= 0.85 and len(glyph_classifier.labelled.classes) == 36
 
 
 def test_the_cache_is_reused_and_a_corrupt_file_is_trained_again(tmp_path, quality_classifier, monkeypatch):
