@@ -1,12 +1,16 @@
 # Deterministic autoencoder whose decoder Hat EBM retrofits (Hill et al.,
 # NeurIPS 2022, Sec. 4.2), trained as in the reference implementation
 # (github.com/point0bar1/hat-ebm): MSE × factor with latent noise. Independent code.
-"""``Autoencoder``: encoder + decoder trained with ``fit``."""
+"""``Autoencoder``: encoder + decoder trained with ``fit``, and the Gaussian prior fitted to its codes."""
+
+import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from hat_ebm_tf.layers import PACKAGE
+from hat_ebm_tf.networks import PriorDecoder
 from hat_ebm_tf.rng import STREAM_AUTOENCODER_NOISE, stateless_row_normal
 from hat_ebm_tf.train_step import Tracker, TrainStepModel
 from hat_ebm_tf.validation import check_images
@@ -31,6 +35,11 @@ class Autoencoder(TrainStepModel):
 
     Returns:
         ``[B, H, W, C]`` reconstructions (no noise, moving batch-norm statistics).
+
+    Attributes:
+        prior_mean, prior_scale: the Gaussian fitted to the codes of the
+            training images (``fit_latent_prior``; until then 0 and I), which
+            ``prior_decoder`` decodes from ``N(0, I)``.
     """
 
     NETWORKS = ("encoder", "decoder")
@@ -43,7 +52,39 @@ class Autoencoder(TrainStepModel):
         self.latent_noise, self.loss_factor = float(latent_noise), float(loss_factor)
         self.image_shape = (encoder.image_size, encoder.image_size, encoder.channels)
         self.loss_tracker = Tracker(name="loss")
+        size = math.prod(decoder.latent_shape)
+        self.prior_mean = self.add_weight(shape=(size,), initializer="zeros", trainable=False, name="prior_mean")
+        self.prior_scale = self.add_weight(
+            shape=(size, size), initializer="identity", trainable=False, name="prior_scale"
+        )
         self.built = True
+
+    def fit_latent_prior(self, images, batch_size=500):
+        """Fit the Gaussian prior to the codes of ``images`` ``[N, H, W, C]`` in [-1, 1] (N ≥ 2).
+
+        ``prior_mean`` becomes the codes' mean and ``prior_scale`` the
+        symmetric square root of their covariance, so that ``mean + scale·ε``,
+        ``ε ~ N(0, I)``, has the codes' mean and covariance.
+        """
+        codes = np.concatenate(
+            [
+                np.asarray(self.encoder(images[i : i + batch_size]), np.float64)
+                for i in range(0, len(images), batch_size)
+            ]
+        ).reshape(len(images), -1)
+        if len(codes) < 2:
+            raise ValueError(f"Autoencoder.fit_latent_prior: {len(codes)} image(s); a covariance needs at least 2")
+        eigenvalues, eigenvectors = np.linalg.eigh(np.cov(codes, rowvar=False))
+        scale = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
+        self.prior_mean.assign(codes.mean(axis=0).astype(np.float32))
+        self.prior_scale.assign(scale.astype(np.float32))
+
+    def prior_decoder(self):
+        """A ``PriorDecoder`` of this decoder (shared, not copied) and its fitted prior."""
+        decoder = PriorDecoder(self.decoder)
+        decoder.prior_mean.assign(self.prior_mean)
+        decoder.prior_scale.assign(self.prior_scale)
+        return decoder
 
     def compile(self, *args, **kwargs):
         """``keras.Model.compile`` (same arguments), and the optimizer's slots built now, over both networks' weights.

@@ -160,6 +160,11 @@ class NetworkConfig:
         generator_checkpoint: the frozen generator of refine/retrofit: a
             reference checkpoint prefix (``*.ckpt``), a generator ``.keras``
             file, or an autoencoder run's ``model.keras`` (its decoder).
+        latent_prior: retrofit: ``standard`` (the chains start at
+            ``z ~ N(0, I)``, as the reference's) or ``fitted`` (the decoder
+            behind the Gaussian fitted to the autoencoder's codes of its training
+            images, ``hat_ebm_tf.networks.PriorDecoder``; needs an autoencoder
+            run's ``model.keras``).
     """
 
     hat_width: int = 256
@@ -169,11 +174,16 @@ class NetworkConfig:
     latent_hw: int = 16
     out_factor: float = 2.0
     generator_checkpoint: str | None = None
+    latent_prior: str = "standard"
 
     def __post_init__(self):
         _require(
             self.generator in ("sngan", "decoder"),
             f"networks.generator={self.generator!r}: expected 'sngan' or 'decoder'",
+        )
+        _require(
+            self.latent_prior in ("standard", "fitted"),
+            f"networks.latent_prior={self.latent_prior!r}: expected 'standard' or 'fitted'",
         )
         for name in ("hat_width", "generator_width", "latent_dim", "latent_hw"):
             value = getattr(self, name)

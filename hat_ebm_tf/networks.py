@@ -8,6 +8,8 @@
 # match the reference's checkpoint keys ("conv_1", "block2", ..., "lin_5").
 """Table-driven Keras networks of Hat EBM. Images are NHWC in [-1, 1]."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -243,6 +245,58 @@ class RetrofitDecoder(keras.Model):
             "latent_shape": list(self.latent_shape),
             "out_factor": self.out_factor,
         }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PriorDecoder(keras.Model):
+    """A decoder behind a fitted Gaussian prior: ``G(ε) = D(μ + S·ε)``, ``ε ~ N(0, I)``.
+
+    A deterministic autoencoder's codes are not ``N(0, I)``: decoded, random
+    latents are blots of a few classes. Fitting a Gaussian to the encoder's
+    codes of the training images (ex-post density estimation, as Ghosh et
+    al. 2020 do for regularised autoencoders) and reading it through ``S``
+    (the covariance's symmetric square root) makes ``ε ~ N(0, I)`` decode to
+    images of every class; the joint Langevin chain then moves ``ε`` in
+    whitened coordinates. ``μ`` and ``S`` are fixed weights
+    (``Autoencoder.fit_latent_prior`` sets them).
+
+    Args:
+        decoder: ``[B, *latent_shape]`` → ``[B, H, W, C]`` (``RetrofitDecoder``).
+
+    Call:
+        latents: ``[B, *latent_shape]``, the whitened ``ε``.
+        training: the decoder's batch-norm mode.
+
+    Returns:
+        the decoder's images of ``μ + S·ε``.
+    """
+
+    def __init__(self, decoder, **kwargs):
+        super().__init__(**kwargs)
+        self.decoder = decoder
+        self.latent_shape = tuple(decoder.latent_shape)
+        self.image_size, self.channels = decoder.image_size, decoder.channels
+        size = math.prod(self.latent_shape)
+        self.prior_mean = self.add_weight(shape=(size,), initializer="zeros", trainable=False, name="prior_mean")
+        self.prior_scale = self.add_weight(
+            shape=(size, size), initializer="identity", trainable=False, name="prior_scale"
+        )
+
+    def call(self, latents, training=False):
+        flat = ops.reshape(latents, (-1, self.prior_mean.shape[0]))
+        codes = ops.cast(self.prior_mean, flat.dtype) + ops.matmul(
+            flat, ops.transpose(ops.cast(self.prior_scale, flat.dtype))
+        )
+        return self.decoder(ops.reshape(codes, (-1, *self.latent_shape)), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "decoder": keras.saving.serialize_keras_object(self.decoder)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

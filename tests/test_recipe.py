@@ -76,3 +76,11 @@ def test_a_config_can_start_from_the_recipe_and_override_single_keys():
         parse_config({"base": "recipe"})
     with pytest.raises(ConfigError, match=r"unknown keys \['stepz'\]"):
         parse_config({"base": "recipe", "data": {"source": "glyphs"}, "training": {"stepz": 3}})
+
+
+def test_a_small_data_set_gets_more_data_noise_and_fewer_steps():
+    small = parse_config(recipe.derive(recipe.DataFacts("digits:train[:200]", 8, 1, 200)))
+    large = parse_config(recipe.derive(recipe.DataFacts("digits", 8, 1, 1000)))
+    assert large.training.data_epsilon == recipe.DATA_EPSILON and large.training.steps == 2500
+    assert small.training.data_epsilon == pytest.approx(recipe.DATA_EPSILON * math.sqrt(5), abs=1e-4)
+    assert small.training.steps == 1000 and small.evaluation.every == 200

@@ -37,7 +37,7 @@ import tensorflow as tf
 import yaml
 
 from hat_ebm_tf.autoencoder import Autoencoder
-from hat_ebm_tf.data import distributed_dataset, image_dataset, model_range_to_uint8, uint8_to_model_range
+from hat_ebm_tf.data import distributed_dataset, image_dataset, model_range_to_uint8, read_source, uint8_to_model_range
 from hat_ebm_tf.distribute import make_strategy
 from hat_ebm_tf.errors import ConfigError, DataError, RunDirError, TrainingDiverged, TrainingInterrupted
 from hat_ebm_tf.model import HatEBM
@@ -75,9 +75,21 @@ def load_pretrained_generator(networks, out_factor):
     path = networks.generator_checkpoint
     if path is None:
         raise ConfigError("networks.generator_checkpoint is required in refine and retrofit modes")
+    fitted = networks.latent_prior == "fitted"
     if str(path).endswith(".keras"):
         loaded = keras.saving.load_model(path)
-        return {Autoencoder: lambda m: m.decoder, HatEBM: lambda m: m.generator}.get(type(loaded), lambda m: m)(loaded)
+        if isinstance(loaded, Autoencoder):
+            return loaded.prior_decoder() if fitted else loaded.decoder
+        if fitted:
+            raise ConfigError(
+                f"networks.latent_prior='fitted' needs an autoencoder run's model.keras; {path!r} holds a "
+                f"{type(loaded).__name__}"
+            )
+        return loaded.generator if isinstance(loaded, HatEBM) else loaded
+    if fitted:
+        raise ConfigError(
+            "networks.latent_prior='fitted' needs an autoencoder run's model.keras, not a reference checkpoint"
+        )
     if networks.generator == "decoder":
         return decoder_from_reference(path, out_factor, latent_hw=(networks.latent_hw, networks.latent_hw))
     return generator_from_reference(path, out_factor)
@@ -432,8 +444,15 @@ class TrainingRun:
         )
 
     def write_outputs(self):
-        """Write the trained model (its moving-average weights) and the training curve into ``out_dir``."""
+        """Write the trained model (its moving-average weights) and the training curve into ``out_dir``.
+
+        An autoencoder first fits its latent prior to the codes of its training images (``latent_prior: fitted``
+        of a retrofit run reads it).
+        """
         self.weights.swap_in()
+        if isinstance(self.model, Autoencoder):
+            # Up to 10 000 codes: plenty for a covariance of the latent grid, and bounded memory for a large set.
+            self.model.fit_latent_prior(read_source(self.config.data.to_source().train_and_held_out()[0], limit=10_000))
         self.model.save(self.out_dir / RunDir.MODEL)
         history = load_history(self.out_dir / RunDir.HISTORY)
         if history:
