@@ -20,3 +20,21 @@ def test_keras_file_roundtrip(tmp_path, digits16):
     loaded = keras.saving.load_model(tmp_path / "ae.keras")
     assert loaded.get_config() == model.get_config()
     np.testing.assert_allclose(loaded(digits16[:3]), model(digits16[:3]), rtol=1e-5, atol=1e-6)
+
+
+def test_the_fitted_prior_has_the_codes_mean_and_covariance_and_decodes_through_it(tmp_path, digits16):
+    model = tiny_autoencoder()
+    model.fit_latent_prior(digits16)
+    codes = np.asarray(model.encoder(digits16), np.float64).reshape(len(digits16), -1)
+    np.testing.assert_allclose(model.prior_mean.numpy(), codes.mean(axis=0), atol=1e-5)
+    scale = model.prior_scale.numpy().astype(np.float64)
+    np.testing.assert_allclose(scale @ scale.T, np.cov(codes, rowvar=False), atol=1e-4)
+    decoder = model.prior_decoder()
+    eps = np.random.default_rng(0).normal(size=(3, *decoder.latent_shape)).astype(np.float32)
+    codes_of_eps = model.prior_mean.numpy() + eps.reshape(3, -1) @ scale.T
+    expected = model.decoder(codes_of_eps.reshape(3, *decoder.latent_shape).astype(np.float32))
+    np.testing.assert_allclose(decoder(eps), expected, rtol=1e-4, atol=1e-5)
+    # The prior is saved with the autoencoder.
+    model.save(tmp_path / "ae.keras")
+    loaded = keras.saving.load_model(tmp_path / "ae.keras")
+    np.testing.assert_array_equal(loaded.prior_scale.numpy(), model.prior_scale.numpy())

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from hat_ebm_tf.choices import GENERATOR_TABLE, HAT_TABLE
-from hat_ebm_tf.networks import Generator, HatNetwork, RetrofitDecoder, RetrofitEncoder
+from hat_ebm_tf.networks import Generator, HatNetwork, PriorDecoder, RetrofitDecoder, RetrofitEncoder
 
 
 def _keras_roundtrip(net, x, tmp_path):
@@ -68,3 +68,11 @@ def test_bad_width_and_channels_are_named():
         Generator(image_size=32, width=16, channels=0)
     with pytest.raises(ValueError, match="latent_shape"):
         RetrofitDecoder(width=8, latent_shape=(16, 16))
+
+
+def test_prior_decoder_roundtrip(rng, tmp_path):
+    prior = PriorDecoder(RetrofitDecoder(8, 1, (8, 8, 1)))
+    prior.prior_mean.assign(rng.normal(size=64).astype(np.float32))
+    prior.prior_scale.assign(np.diag(rng.uniform(0.5, 1.5, 64)).astype(np.float32))
+    assert prior.latent_shape == (8, 8, 1) and (prior.image_size, prior.channels) == (16, 1)
+    _keras_roundtrip(prior, rng.normal(size=(2, 8, 8, 1)).astype(np.float32), tmp_path)
