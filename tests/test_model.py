@@ -7,6 +7,8 @@ import pytest
 import tensorflow as tf
 
 from hat_ebm_tf.data import array_dataset
+from hat_ebm_tf.langevin_steps import energy_and_gradient, mean_drift_step
+from hat_ebm_tf.losses import drift_penalty
 from hat_ebm_tf.model import HatEBM
 from hat_ebm_tf.networks import Generator, HatNetwork
 from hat_ebm_tf.sampler_config import LangevinConfig
@@ -170,14 +172,42 @@ def test_bad_model_arguments_are_named():
         HatEBM(hat, gen, sampler=TINY_SAMPLER).compile(hat_optimizer="adam")
 
 
-def test_drift_regularisation_holds_the_samples_drift_at_its_target(digits16):
-    """Two runs that differ only in the drift target: the penalty's gradient moves each drift towards its own."""
-    drifts = {}
-    for target in (0.05, 0.4):
-        model = tiny_model(drift_weight=30.0, drift_target=target)
-        history = model.fit(array_dataset(digits16, 8), steps_per_epoch=40, epochs=1, verbose=0).history
-        drifts[target] = history["sample_drift"][-1]
-        assert np.isfinite(history["loss"][-1])
-    assert 2 * drifts[0.05] < drifts[0.4], drifts
+def test_drift_regularisation_adds_its_penalty_to_the_energy_loss(digits16):
+    """One step of two models with the same weights and seeds: the losses differ by weight·(drift − target)²/T."""
+    plain, regularised = tiny_model(), tiny_model(drift_weight=30.0, drift_target=0.05)
+    for model in (plain, regularised):
+        model.hat(digits16[:1]), model.generator(np.zeros((1, 4), "float32"))
+    regularised.hat.set_weights(plain.hat.get_weights())
+    regularised.generator.set_weights(plain.generator.get_weights())
+    data = array_dataset(digits16, 8)
+    base = plain.fit(data, steps_per_epoch=1, epochs=1, verbose=0).history
+    history = regularised.fit(data, steps_per_epoch=1, epochs=1, verbose=0).history
+    drift = history["sample_drift"][0]
+    assert drift > 0
+    penalty = 30.0 * (drift - 0.05) ** 2 / TINY_SAMPLER.temperature
+    assert history["loss"][0] - base["loss"][0] == pytest.approx(penalty, rel=1e-3)
+    assert history["energy_diff"][0] == pytest.approx(base["energy_diff"][0], rel=1e-4)
     # Without a weight, the reference's loss: no drift tracker.
-    assert "sample_drift" not in {tracker.name for tracker in tiny_model().metrics}
+    assert "sample_drift" not in {tracker.name for tracker in plain.metrics}
+
+
+@pytest.mark.parametrize("direction", [0.5, 2.0])
+def test_the_drift_penaltys_gradient_moves_the_drift_towards_its_target(direction):
+    """A small gradient step on the penalty, taken through the energy's input gradient, brings the drift nearer."""
+    hat = HatNetwork(16, 8, 1)
+    images = tf.random.stateless_uniform((8, 16, 16, 1), seed=(0, 1), minval=-1.0, maxval=1.0)
+    half_eps_sq = TINY_SAMPLER.step_size**2 / 2.0
+
+    def drift():
+        _, gradient = energy_and_gradient(hat, images)
+        return mean_drift_step(half_eps_sq, gradient / TINY_SAMPLER.temperature)
+
+    start = float(drift())
+    target = direction * start
+    with tf.GradientTape() as tape:
+        penalty = drift_penalty(drift(), target, 1.0)
+    gradients = tape.gradient(penalty, hat.trainable_weights)
+    scale = 1e-3 / max(float(tf.linalg.global_norm(gradients)), 1e-12)
+    for weight, gradient in zip(hat.trainable_weights, gradients):
+        weight.assign_sub(scale * gradient)
+    assert abs(float(drift()) - target) < abs(start - target)
