@@ -1,11 +1,15 @@
 """``hat-ebm sample``: draw samples from a trained model."""
 
+from pathlib import Path
+
 import numpy as np
 
 from hat_ebm_tf.argtypes import positive_int
-from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
-from hat_ebm_tf.config import check_memory
+from hat_ebm_tf.cli.common import add_memory_flag, add_sampler_flags, check_memory_flag, load_model_and_sampler
+from hat_ebm_tf.config import chain_bytes, load_config
+from hat_ebm_tf.errors import ConfigError
 from hat_ebm_tf.outputs import output_file
+from hat_ebm_tf.run_dir import RunDir
 
 
 def register(subparsers):
@@ -25,10 +29,10 @@ def register(subparsers):
     parser.add_argument(
         "--quality",
         action="store_true",
-        help="print the digits quality table of the samples (beside real digits and a Gaussian baseline)",
+        help="print the digits quality table of the samples (beside real digits and a Gaussian baseline); "
+        "digits models only: single-channel, and trained on digits when the run directory says what on",
     )
-    limit = "refuse a --num whose samples would take more memory (default 4)"
-    parser.add_argument("--max-memory-gb", type=float, default=4.0, help=limit)
+    add_memory_flag(parser, "the --num samples and a --batch-size of running chains")
     add_sampler_flags(parser, "the run's evaluation sampler; a .keras file's own")
     parser.set_defaults(func=run)
 
@@ -40,16 +44,22 @@ def run(args):
     from hat_ebm_tf.quality.digits import format_quality_table, quality_table
 
     if args.quality and args.num < 2:
-        raise SystemExit("hat-ebm sample: error: --quality needs --num >= 2 (for the Fréchet distance and KID)")
+        raise ConfigError("--quality needs --num >= 2 (for the Fréchet distance and KID)")
     # Outputs first: a path that cannot be written fails before the sampling, not after.
     out = output_file(args.out, "--out", overwrite=args.overwrite, suffix=".npz", default_name="samples.npz")
     png = output_file(args.png, "--png", overwrite=args.overwrite) if args.png else None
     model, config = load_model_and_sampler(args.model, args)
-    # The samples are held as float32, then uint8: 5 bytes a value.
+    if args.quality:
+        _check_digits_model(args.model, model)
+    # The samples are held as float32, then uint8: 5 bytes a value; a batch of chains runs at once.
     size = 5 * args.num * int(np.prod(model.image_shape))
-    check_memory(
-        {f"--num {args.num} samples {list(model.image_shape)}": size}, args.max_memory_gb, "raise --max-memory-gb"
-    )
+    chains = min(args.batch_size, args.num)
+    parts = {
+        f"--num {args.num} samples {list(model.image_shape)}": size,
+        f"a batch of {chains} chains (--batch-size {args.batch_size})": chains
+        * chain_bytes(model.image_shape, model.latent_shape, model.hat.width),
+    }
+    check_memory_flag(parts, args)
 
     images = model_range_to_uint8(model.sample(args.num, seed=args.seed, batch_size=args.batch_size, config=config))
     np.savez_compressed(out, images=images)
@@ -58,3 +68,22 @@ def run(args):
     print(f"wrote {len(images)} samples {list(images.shape[1:])} to {out}")
     if args.quality:
         print(format_quality_table(quality_table(uint8_to_model_range(images).numpy())))
+
+
+def _check_digits_model(path, model):
+    """Refuse ``--quality`` for a model that is not a digits model: its classifier knows 16×16 grey digits only.
+
+    A digits model is single-channel and, when its run directory has a
+    ``config.yaml``, trained on the ``digits`` source.
+
+    Raises:
+        ConfigError: naming the model, its image shape and its data.
+    """
+    config_file = Path(path) / RunDir.CONFIG
+    source = load_config(config_file).data.to_source() if config_file.is_file() else None
+    if model.image_shape[-1] != 1 or (source is not None and source.kind != "digits"):
+        trained = f", trained on {source.name or source.kind!r}" if source is not None else ""
+        raise ConfigError(
+            f"--quality scores digits with a digits classifier; {path} is a "
+            f"{'×'.join(map(str, model.image_shape))} model{trained}, not a digits model: leave out --quality"
+        )
