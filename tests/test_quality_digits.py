@@ -54,6 +54,17 @@ def test_cache_is_reused_and_a_corrupt_file_is_trained_again(tmp_path, quality_c
         assert json.loads(str(data["metadata"]))["key"] == dq.classifier_key(TINY)
 
 
+def test_a_cache_that_is_a_file_costs_a_warning_and_nothing_else(tmp_path, monkeypatch, caplog):
+    # As `HAT_EBM_CACHE=FILE hat-ebm sample --quality`: the classifier is trained, used, and not cached.
+    (tmp_path / "file").write_text("not a directory")
+    monkeypatch.setenv(dq.CACHE_ENV, str(tmp_path / "file"))
+    with caplog.at_level("WARNING"):
+        classifier = dq.digits_classifier(settings=TINY)
+    assert not classifier.loaded and classifier.classify(load_digits(16)[:3])[0].shape == (3, 10)
+    assert "cannot cache the digits classifier in" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and (tmp_path / "file").read_text()
+
+
 def test_floor_is_far_better_than_the_gaussian_baseline(held_out_table):
     floor, baseline = held_out_table["floor"], held_out_table["baseline"]
     assert floor["num_images"] == baseline["num_images"] == 397
