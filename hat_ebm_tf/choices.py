@@ -13,6 +13,11 @@ several seconds.
 # hat_ebm_tf.distribute.make_strategy's kinds.
 STRATEGIES = ("auto", "cpu", "mirrored", "multi_worker", "tpu")
 
+# The most images one request to an export's `sample` or `refine` signature draws (its chains run at once), and
+# the max_batch_size of the batching_parameters.txt that `hat-ebm export` writes, so that TF Serving's merged
+# batches stay within it.
+MAX_SAMPLE_BATCH = 64
+
 # Hat network: one (width divisor, downsample) entry per residual block; the
 # first entry is the stem. Block i has width `width // divisor`.
 HAT_TABLE = {

@@ -180,10 +180,18 @@ def read_array_file(path):
 
 
 def load_array(path):
-    """uint8 ``[N, H, W, C]`` images from a ``.npy`` file or a ``.npz`` file (array ``images``)."""
-    return check_image_array(
-        read_array_file(path), f"array file {os.fspath(path)!r}", pixels_only=True, error=DataError
-    )
+    """``[N, H, W, C]`` images from a ``.npy`` file or a ``.npz`` file (array ``images``), as pixel values.
+
+    Returns:
+        The uint8 pixels of a uint8 file; the float32 values ``(x + 1) · 127.5``
+        in [0, 255] of a file of floats ``x`` in [-1, 1], so that both go
+        through the same crop and resize (``_to_model``) back to [-1, 1].
+
+    Raises:
+        DataError: the file is missing or unreadable, or holds no such images.
+    """
+    images = check_image_array(read_array_file(path), f"array file {os.fspath(path)!r}", error=DataError)
+    return images if images.dtype == np.uint8 else (images + np.float32(1.0)) * np.float32(127.5)
 
 
 def _raw_elements(source):

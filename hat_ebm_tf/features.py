@@ -14,6 +14,7 @@ graph does; a pluggable network rescales them itself.
 import hashlib
 import os
 import tarfile
+import zipfile
 from pathlib import Path
 
 import keras
@@ -153,7 +154,7 @@ def _read_graph_def(path):
         with tarfile.open(path) as archive:
             member = next((m for m in archive.getmembers() if Path(m.name).name == INCEPTION_FILE), None)
             if member is None:
-                raise ValueError(f"archive {os.fspath(path)!r} holds no {INCEPTION_FILE}")
+                raise ModelFileError(f"archive {os.fspath(path)!r} holds no {INCEPTION_FILE}")
             data = archive.extractfile(member).read()
     else:
         data = Path(path).read_bytes()
@@ -161,7 +162,7 @@ def _read_graph_def(path):
     try:
         graph_def.ParseFromString(data)
     except Exception as err:  # protobuf raises its own DecodeError
-        raise ValueError(f"{os.fspath(path)!r} is not a TensorFlow GraphDef: {err}") from err
+        raise ModelFileError(f"{os.fspath(path)!r} is not a TensorFlow GraphDef: {err}") from err
     return graph_def
 
 
@@ -188,7 +189,7 @@ def inception_features(path=None, batch_size=DEFAULT_BATCH_SIZE):
 
     Raises:
         InceptionNotFoundError: the file is in none of the places searched.
-        ValueError: the file is not a GraphDef with ``ExpandDims:0`` and
+        ModelFileError: the file is not a GraphDef with ``ExpandDims:0`` and
             ``pool_3:0``.
     """
     file = find_inception(path)
@@ -196,7 +197,7 @@ def inception_features(path=None, batch_size=DEFAULT_BATCH_SIZE):
     nodes = {node.name: node for node in graph_def.node}
     missing = [name for name in (INCEPTION_INPUT, INCEPTION_OUTPUT) if name.split(":")[0] not in nodes]
     if missing:
-        raise ValueError(f"graph {os.fspath(file)!r} has no tensors {missing}: it is not the TTUR Inception graph")
+        raise ModelFileError(f"graph {os.fspath(file)!r} has no tensors {missing}: it is not the TTUR Inception graph")
     for node in graph_def.node:
         if "_output_shapes" in node.attr:
             del node.attr["_output_shapes"]
@@ -245,13 +246,13 @@ def features_from_saved_model(path, batch_size=DEFAULT_BATCH_SIZE):
     loaded = tf.saved_model.load(os.fspath(path))
     signature = loaded.signatures.get("serving_default")
     if signature is None:
-        raise ValueError(
+        raise ModelFileError(
             f"SavedModel {os.fspath(path)!r} has no serving_default signature (it has {sorted(loaded.signatures)})"
         )
     inputs = signature.structured_input_signature[1]
     outputs = signature.structured_outputs
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(
+        raise ModelFileError(
             f"SavedModel {os.fspath(path)!r}: serving_default must take one image tensor and return one feature "
             f"tensor, it takes {sorted(inputs)} and returns {sorted(outputs)}"
         )
@@ -280,12 +281,19 @@ def load_feature_extractor(spec="inception", batch_size=DEFAULT_BATCH_SIZE):
     if spec == "inception" or spec.startswith("inception:"):
         return inception_features(spec.partition(":")[2] or None, batch_size)
     path = Path(spec)
-    if path.is_file() and path.suffix == ".keras":
-        model = keras.saving.load_model(path, compile=False)
-        info = {"kind": f"keras model {model.name}", "path": os.fspath(path), "sha256": path_sha256(path)}
-        return features_from_keras(model, batch_size, info)
-    if (path / "saved_model.pb").is_file():
-        return features_from_saved_model(path, batch_size)
-    raise ValueError(
+    if not path.exists():
+        raise ModelFileError(f"feature extractor {spec!r}: no such file or directory")
+    try:
+        if path.is_file() and path.suffix == ".keras":
+            model = keras.saving.load_model(path, compile=False)
+            info = {"kind": f"keras model {model.name}", "path": os.fspath(path), "sha256": path_sha256(path)}
+            return features_from_keras(model, batch_size, info)
+        if (path / "saved_model.pb").is_file():
+            return features_from_saved_model(path, batch_size)
+    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile, tf.errors.OpError) as err:
+        if isinstance(err, ModelFileError):
+            raise
+        raise ModelFileError(f"feature extractor {spec!r}: cannot load it: {err}") from err
+    raise ModelFileError(
         f"feature extractor {spec!r}: not 'inception', 'inception:PATH', a .keras file or a SavedModel directory"
     )

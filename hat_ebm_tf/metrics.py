@@ -2,9 +2,12 @@
 
 import json
 import os
+import zipfile
 
 import numpy as np
 import scipy.linalg
+
+from hat_ebm_tf.errors import DataError
 
 
 # ------------------------------------------------------------------ FID / KID
@@ -277,28 +280,33 @@ def load_statistics(path):
         each None when the file does not hold it.
 
     Raises:
-        ValueError: an unreadable file, a missing ``mu``/``sigma`` or
-            inconsistent shapes (each named).
+        DataError: an unreadable file or one that is no ``.npz``, a missing
+            ``mu``/``sigma`` or inconsistent shapes (each named).
     """
+    where = os.fspath(path)
     try:
-        with np.load(path) as loaded:
+        loaded = np.load(path)  # allow_pickle=False: a file of objects fails here
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"statistics file {where!r} is not a .npz file (of arrays mu, sigma)")
+        with loaded:
             arrays = {key: loaded[key] for key in loaded.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read statistics file {os.fspath(path)!r}: {err}") from err
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        if isinstance(err, DataError):
+            raise
+        # NumPy's own message for a file that is no NumPy file suggests allow_pickle, which would run its code.
+        reason = "not a .npz file" if "allow_pickle" in str(err) else str(err)
+        raise DataError(f"cannot read statistics file {where!r}: {reason}") from err
     missing = [key for key in ("mu", "sigma") if key not in arrays]
     if missing:
-        raise ValueError(f"statistics file {os.fspath(path)!r} lacks {missing} (it holds {sorted(arrays)})")
+        raise DataError(f"statistics file {where!r} lacks {missing} (it holds {sorted(arrays)})")
     mu, sigma = arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64)
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
-        raise ValueError(
-            f"statistics file {os.fspath(path)!r}: mu {list(mu.shape)} and sigma {list(sigma.shape)} are not "
-            "[D] and [D, D]"
+        raise DataError(
+            f"statistics file {where!r}: mu {list(mu.shape)} and sigma {list(sigma.shape)} are not [D] and [D, D]"
         )
     kid_features = arrays.get("kid_features")
     if kid_features is not None and (kid_features.ndim != 2 or kid_features.shape[1] != mu.size):
-        raise ValueError(
-            f"statistics file {os.fspath(path)!r}: kid_features {list(kid_features.shape)} are not [K, {mu.size}]"
-        )
+        raise DataError(f"statistics file {where!r}: kid_features {list(kid_features.shape)} are not [K, {mu.size}]")
     return {
         "mu": mu,
         "sigma": sigma,

@@ -23,11 +23,16 @@ class ReferenceCheckpointError(ModelFileError):
     """A reference checkpoint is missing, unreadable, or does not fit the network."""
 
 
+# What TensorFlow's checkpoint reader raises for a missing, truncated or corrupt file (a short `.data-*` file:
+# IndexError "Read less bytes than requested").
+_READ_ERRORS = (tf.errors.OpError, ValueError, OSError, RuntimeError, IndexError)
+
+
 def _reader(path):
     path = os.fspath(path)
     try:
         return tf.train.load_checkpoint(path)
-    except (tf.errors.OpError, ValueError, OSError, RuntimeError) as err:
+    except _READ_ERRORS as err:
         raise ReferenceCheckpointError(
             f"cannot read reference checkpoint {path!r}: {type(err).__name__}: {err}. "
             "Pass the prefix of the checkpoint files (e.g. 'ebm32.ckpt' for 'ebm32.ckpt.index' "
@@ -91,7 +96,13 @@ def load_reference_weights(network, path):
             f"reference checkpoint {os.fspath(path)!r} does not fit {type(network).__name__} "
             f"({network.name}):\n  " + "\n  ".join(problems)
         )
-    values = {key: reader.get_tensor(key + SUFFIX) for key in ours}
+    try:
+        values = {key: reader.get_tensor(key + SUFFIX) for key in ours}
+    except _READ_ERRORS as err:
+        raise ReferenceCheckpointError(
+            f"cannot read the values of reference checkpoint {os.fspath(path)!r} (its .data-* file is truncated or "
+            f"damaged?): {type(err).__name__}: {err}"
+        ) from err
     for key, variable in ours.items():
         variable.assign(np.asarray(values[key], dtype=variable.dtype))
     return network

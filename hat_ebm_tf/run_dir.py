@@ -138,6 +138,11 @@ def _differences(previous, current, prefix=""):
     return keys
 
 
+def has_checkpoint(run_dir):
+    """Whether the run directory holds a training checkpoint (``checkpoints/ckpt-N.index``)."""
+    return any((Path(run_dir) / RunDir.CHECKPOINTS).glob("ckpt-*.index"))
+
+
 def check_run_dir(run_dir, config):
     """Refuse a run directory that cannot take this run, writing nothing.
 
@@ -145,7 +150,10 @@ def check_run_dir(run_dir, config):
     ``training.steps``, ``training.steps_per_epoch`` and ``limits``; it is
     refused when it is a file, is not writable, holds another config, an
     unreadable ``config.yaml``, or another command's outputs (e.g. an
-    ``import-reference`` model) without a ``config.yaml``.
+    ``import-reference`` model) without a ``config.yaml``. A run that stopped
+    before its first checkpoint (e.g. on a bad setting) trained nothing a
+    resume would keep: another config may take its directory, so that the
+    same command with a corrected config runs there.
 
     Args:
         run_dir: ``Path`` of the run directory (it need not exist yet).
@@ -165,7 +173,7 @@ def check_run_dir(run_dir, config):
                 "was started there"
             ) from err
         differences = _differences(previous.to_dict(), config.to_dict())
-        if differences:
+        if differences and has_checkpoint(run_dir):
             raise RunDirError(
                 f"{run_dir} holds a run with a different config (it differs in {', '.join(differences)}); use a new "
                 "--run-dir, or the same config (training.steps and training.steps_per_epoch may change on resume)"

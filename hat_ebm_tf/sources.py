@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from hat_ebm_tf.errors import DataError
+from hat_ebm_tf.sampler_config import FLOAT32_TINY, float32_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TFDS_BUILDERS = ("cifar10", "celeb_a", "imagenet2012", "svhn_cropped", "cifar100")
@@ -47,7 +48,7 @@ class DataSource:
         kind: ``digits`` (scikit-learn's bundled 8×8 digits), ``glyphs`` and
             ``photo-patches`` (``hat_ebm_tf.offline_sets``), ``tfds`` (a
             TensorFlow Datasets builder), ``folder`` (PNG/JPEG files, searched
-            recursively) or ``array`` (``.npz``/``.npy``).
+            recursively) or ``array`` (``.npz``/``.npy``: uint8 pixels, or floats in [-1, 1]).
         name: TFDS builder name (``tfds``) or path (``folder``, ``array``).
         split: TFDS split, e.g. ``train`` or ``test``; for ``digits``, one of
             ``DIGITS_SPLITS``: ``train`` (the first 1000), ``held_out`` (the
@@ -99,10 +100,12 @@ class DataSource:
             raise DataError(f"hold_out={self.hold_out!r}: expected one of {list(HOLD_OUTS)}")
         if self.random_crop is not None:
             crop = tuple(float(v) for v in self.random_crop)
-            if len(crop) != 4 or not (0 < crop[0] <= crop[1] <= 1 and 0 < crop[2] <= crop[3]):
+            ordered = len(crop) == 4 and 0 < crop[0] <= crop[1] <= 1 and 0 < crop[2] <= crop[3]
+            if not ordered or any(float32_problem(value) for value in crop):
                 raise DataError(
                     f"random_crop={self.random_crop!r} must be (min_scale, max_scale, min_ratio, max_ratio) "
-                    "with 0 < min_scale <= max_scale <= 1 and 0 < min_ratio <= max_ratio"
+                    "with 0 < min_scale <= max_scale <= 1 and 0 < min_ratio <= max_ratio, finite and none below "
+                    f"float32's smallest normal number {FLOAT32_TINY:.4g}"
                 )
             object.__setattr__(self, "random_crop", crop)
 

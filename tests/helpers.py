@@ -144,12 +144,17 @@ EXPECTED_SIGNATURES = {
 }
 
 
-def hat_ebm(*args, cwd):
+def hat_ebm(*args, cwd, env=None):
+    """The installed ``hat-ebm ARGS`` in a fresh process run from ``cwd``, in this process's environment or ``env``."""
     if not HAT_EBM.exists():
         pytest.fail(f"{HAT_EBM} is not installed: run `pip install .` (the README's test command does)")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run(
-        [str(HAT_EBM), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        [str(HAT_EBM), *map(str, args)],
+        cwd=cwd,
+        env=dict(os.environ) if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -215,12 +220,13 @@ def sklearn_ood_metrics(in_scores, out_scores):
 
 
 def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+    # PYTHONPATH is passed on: a checkout that shares another checkout's editable install (a git worktree) names
+    # its own code there, and the commands the tests start must run that code.
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
 
 
 def start_process(*command, cwd, **env):
-    """A subprocess running ``command`` in ``cwd`` (without PYTHONPATH, with ``env`` added), output captured."""
+    """A subprocess running ``command`` in ``cwd`` (with ``env`` added), output captured."""
     return subprocess.Popen(
         [str(c) for c in command], cwd=cwd, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -1,6 +1,7 @@
 """The installed `hat-ebm` command, run from outside the checkout."""
 
 import json
+import os
 
 import numpy as np
 import yaml
@@ -35,8 +36,11 @@ def test_train_writes_the_run_directory(tiny_run):
 def test_sample_loads_the_run_again(tiny_run):
     root, _ = tiny_run
     args = ("--num", "7", "--seed", "3", "--out", "s.npz", "--png", "s.png", "--quality")
-    result = hat_ebm("sample", "run", *args, cwd=root)
+    # As a user runs it, without TF_CPP_MIN_LOG_LEVEL (tests/conftest.py sets it for the suite).
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = hat_ebm("sample", "run", *args, cwd=root, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ""  # none of TensorFlow's C++ start-up lines (CUDA, cuInit, CPU features)
     images = np.load(root / "s.npz")["images"]
     assert images.shape == (7, 16, 16, 1) and (root / "s.png").is_file()
     table = result.stdout[result.stdout.index("sample quality (digits:train, 16×16×1)") :].splitlines()
@@ -70,3 +74,12 @@ def test_train_on_your_own_images_with_the_derived_recipe(tmp_path, glyph_classi
 
 def test_train_refuses_recipe_flags_without_data(tmp_path, capsys):
     cli_fails(capsys, "train", "--run-dir", str(tmp_path / "r"), "--image-size", "32", code=2, match="go with --data")
+
+
+def test_tensorflows_logging_is_back_when_the_user_sets_its_level(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    result = hat_ebm("sample", "nowhere", cwd=tmp_path, env=env)
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("hat-ebm sample: model file error: no trained model at")
+    assert len(lines) > 1  # TensorFlow's own lines before it, as TF_CPP_MIN_LOG_LEVEL=0 asks

@@ -89,9 +89,9 @@ def test_json_configs_and_file_errors(tmp_path):
     [
         ("training", "steps", True, r"steps=True must be an integer"),  # YAML `true` is no integer
         ("training", "steps", 2**70, "beyond the int64 range"),
-        ("training", "gen_loss_factor", -1.0, r"gen_loss_factor=-1.0 must be finite and >= 0"),
-        ("training", "max_energy_gap", -1, r"max_energy_gap=-1 must be finite and > 0, or null"),
-        ("training", "max_energy_gap", 0, r"max_energy_gap=0 must be finite and > 0"),
+        ("training", "gen_loss_factor", -1.0, r"gen_loss_factor=-1.0 must be >= 0 and finite"),
+        ("training", "max_energy_gap", -1, r"max_energy_gap=-1 must be > 0 and finite, or null"),
+        ("training", "max_energy_gap", 0, r"max_energy_gap=0 must be > 0 and finite"),
         ("training", "data_epsilon", float("nan"), r"data_epsilon=nan must be finite"),
         ("training", "hat_learning_rate", float("inf"), r"hat_learning_rate=inf must be finite"),
         ("training", "hat_learning_rate", [[True, 0]], "must hold numbers, not true/false"),
@@ -169,3 +169,47 @@ def test_quality_during_training_is_for_hat_ebm_runs_of_any_source(tmp_path):
             parse_config(values)
     values["data"]["source"] = "digits:all"  # every tenth image is then held out
     assert parse_config(values).data.to_source().train_and_held_out()[1].hold_out == "held_out"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "match"),
+    [
+        ("sampler", "temperature", 1e-50, r"sampler: LangevinConfig: temperature=1e-50 vanishes in float32"),
+        ("sampler", "step_size", 1e-300, r"step_size=1e-300 vanishes in float32"),
+        ("sampler", "tau", 1e-40, r"tau=1e-40 vanishes in float32"),  # subnormal: flushed to 0 by TensorFlow
+        ("sampler", "max_residual_norm", 1e39, r"max_residual_norm=1e\+39 is infinite in float32"),
+        ("training", "data_epsilon", 1e-45, r"training.data_epsilon=1e-45 vanishes in float32"),
+        ("training", "max_energy_gap", 1e-50, r"training.max_energy_gap=1e-50 vanishes in float32.*, or null"),
+        ("training", "hat_learning_rate", 1e-50, r"training.hat_learning_rate=1e-50 vanishes in float32"),
+        ("training", "generator_learning_rate", [[1e-3, 0], [1e-50, 9]], r"rate from step 9=1e-50 vanishes"),
+        ("training", "ema_momentum", 1e-50, r"training.ema_momentum=1e-50 vanishes in float32"),
+        ("training", "rollback_lr_factor", 1e-50, r"training.rollback_lr_factor=1e-50 vanishes in float32"),
+        ("networks", "out_factor", 1e-50, r"networks.out_factor=1e-50 vanishes in float32"),
+        ("limits", "memory_gb", 1e-50, r"limits.memory_gb=1e-50 vanishes in float32"),
+        ("data", "random_crop", [1e-50, 1.0, 1.0, 1.0], r"random_crop=.* none below float32's smallest normal"),
+        ("evaluation", "sampler", {"temperature": 1e-300}, r"evaluation.sampler: .*temperature=1e-300 vanishes"),
+    ],
+)
+def test_positive_settings_that_vanish_or_overflow_in_float32_are_refused(section, key, value, match):
+    values = _digits()
+    values.setdefault(section, {})[key] = value
+    with pytest.raises(ConfigError, match=match):
+        parse_config(values)
+
+
+def test_float32_settings_at_the_edge_and_zero_where_allowed_are_taken():
+    values = _digits()
+    values["sampler"].update(temperature=1e-30, tau=0.0, init_scale_residual=0)
+    values["training"]["data_epsilon"] = 0
+    config = parse_config(values)
+    assert config.sampler.temperature == 1e-30 and config.sampler.tau == 0 and config.training.data_epsilon == 0
+
+
+def test_a_bank_smaller_than_the_batch_is_refused_at_load():
+    values = _digits()
+    values["training"].update(bank_size=8, batch_size=32)
+    with pytest.raises(ConfigError, match=r"training.bank_size=8 is smaller than training.batch_size=32"):
+        parse_config(values)
+    values = yaml.safe_load((CONFIG_DIR / "digits_ae.yaml").read_text())  # no banks: the size is unused
+    values["training"].update(bank_size=8, batch_size=32)
+    assert parse_config(values).training.bank_size == 8

@@ -143,8 +143,12 @@ def test_array_sources(tmp_path, rng):
     np.savez(tmp_path / "a.npz", images=images)
     batch = _first_batch(parse_source(str(tmp_path / "a.npz"), 16, 1), batch=5, training=False)
     np.testing.assert_allclose(batch, uint8_to_model_range(images), atol=1e-6)
+    # Floats in [-1, 1] are taken as the same images; raw pixel values as floats are not floats in [-1, 1].
+    np.save(tmp_path / "f.npy", uint8_to_model_range(images).numpy())
+    batch = _first_batch(parse_source(str(tmp_path / "f.npy"), 16, 1), batch=5, training=False)
+    np.testing.assert_allclose(batch, uint8_to_model_range(images), atol=1e-6)
     np.save(tmp_path / "f.npy", images.astype(np.float32))
-    with pytest.raises(DataError, match=r"expected uint8 images .* got float32"):
+    with pytest.raises(DataError, match=r"float images must be in \[-1, 1\], got values in \[\d+, 255\]"):
         _first_batch(parse_source(str(tmp_path / "f.npy"), 16, 1))
     with pytest.raises(DataError, match="does not exist"):
         _first_batch(DataSource("array", str(tmp_path / "none.npz")))

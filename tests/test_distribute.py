@@ -117,7 +117,7 @@ def _train_two_workers(directory):
     is seen at once, whichever it is.
     """
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = dict(os.environ)  # PYTHONPATH included: a worktree's own code (tests/helpers.py, _env)
     procs = [
         subprocess.Popen(
             [str(HAT_EBM), "train", "--config", "mw.yaml", "--run-dir", "run"],

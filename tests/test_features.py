@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from hat_ebm_tf.errors import ModelFileError
 from hat_ebm_tf.features import (
     INCEPTION_ENV,
     INCEPTION_FILE,
@@ -148,5 +149,12 @@ def test_bad_images_features_and_specs_are_named(tmp_path, rng):
         maps(np.zeros((2, 8, 8, 3), np.uint8))
     with pytest.raises(ValueError, match=r"expected features \[2, D\].*got \[2, 8, 8, 2\]"):
         maps(np.zeros((2, 8, 8, 1), np.uint8))
-    with pytest.raises(ValueError, match=r"not 'inception', 'inception:PATH', a \.keras file or a SavedModel"):
-        load_feature_extractor(str(tmp_path / "nothing.h5"))
+    # Model files: a missing one, one of another kind, and one Keras cannot read (exit code 3 in `hat-ebm fid`).
+    with pytest.raises(ModelFileError, match=r"nothing.keras': no such file or directory"):
+        load_feature_extractor(str(tmp_path / "nothing.keras"))
+    (tmp_path / "weights.h5").write_bytes(b"")
+    with pytest.raises(ModelFileError, match=r"not 'inception', 'inception:PATH', a \.keras file or a SavedModel"):
+        load_feature_extractor(str(tmp_path / "weights.h5"))
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match=r"broken.keras': cannot load it"):
+        load_feature_extractor(str(tmp_path / "broken.keras"))

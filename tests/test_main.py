@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from hat_ebm_tf.argtypes import float_or_none
+from hat_ebm_tf.argtypes import non_negative_float, non_negative_int, positive_float, positive_float_or_none
 from hat_ebm_tf.cli.common import SAMPLER_FLAGS, sampler_overrides
 from hat_ebm_tf.cli.main import build_parser, describe_failure, main
 from hat_ebm_tf.errors import (
@@ -127,9 +127,13 @@ def test_sampler_flags_cover_every_langevin_setting_with_its_type():
     }
     fields = {f.name: f.type for f in dataclasses.fields(LangevinConfig)}
     assert set(SAMPLER_FLAGS) == set(fields) - {"update_latents"} == set(SAMPLER_SETTINGS)
-    for field, (_, kind, text) in SAMPLER_FLAGS.items():
-        assert fields[field] == (float | None if kind is float_or_none else kind), field
-        assert text, field
+    # Each flag refuses what its setting refuses: the float32 rule of positive settings (hat_ebm_tf.sampler_config).
+    kinds = {"num_steps": non_negative_int, "noise": bool, "metropolis": bool}
+    kinds |= dict.fromkeys(["step_size", "temperature"], positive_float)
+    kinds |= dict.fromkeys(["latent_step_size", "tau", "init_scale_latent", "init_scale_residual"], non_negative_float)
+    kinds["max_residual_norm"] = positive_float_or_none
+    assert {field: kind for field, (_, kind, _) in SAMPLER_FLAGS.items()} == kinds
+    assert all(text for _, _, text in SAMPLER_FLAGS.values())
 
 
 def test_every_sampling_command_takes_the_same_sampler_flags():
@@ -146,11 +150,23 @@ def test_every_sampling_command_takes_the_same_sampler_flags():
         assert sampler_overrides(parser.parse_args([command, *argv])) == {}, command  # the default sampler stays
 
 
-def test_a_bad_sampler_flag_is_named(tiny_run):
+def test_a_bad_sampler_flag_is_named(tiny_run, capsys):
     root, _ = tiny_run
-    with pytest.raises(
-        SystemExit, match=r"hat-ebm sample: error: sampler flags: LangevinConfig: step_size=-1\.0 must"
-    ) as exit:
-        main(["sample", str(root / "run"), "--step-size", "-1", "--out", str(root / "never.npz")])
-    assert exit.value.code == 2  # a bad command-line value
+    # Refused as the command line is parsed, before any work.
+    cli_fails(
+        capsys, "sample", root / "run", "--step-size", "-1", "--out", root / "never.npz", code=2,
+        match=r"hat-ebm sample: error: argument --step-size: -1 must be > 0 and finite",
+    )  # fmt: skip
+    # A combination of settings is refused by LangevinConfig, naming it.
+    cli_fails(
+        capsys, "sample", root / "run", "--no-noise", "--metropolis", "--out", root / "never.npz", code=2,
+        match=r"hat-ebm sample: error: sampler flags: LangevinConfig: metropolis=True needs noise=True",
+    )  # fmt: skip
     assert not (root / "never.npz").exists()
+
+
+def test_every_help_names_the_switch_of_tensorflows_logging(capsys):
+    for argv in (["--help"], ["train", "--help"], ["sample", "--help"], ["bench", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "TF_CPP_MIN_LOG_LEVEL=0" in " ".join(capsys.readouterr().out.split()), argv

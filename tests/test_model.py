@@ -208,6 +208,6 @@ def test_the_drift_penaltys_gradient_moves_the_drift_towards_its_target(directio
         penalty = drift_penalty(drift(), target, 1.0)
     gradients = tape.gradient(penalty, hat.trainable_weights)
     scale = 1e-3 / max(float(tf.linalg.global_norm(gradients)), 1e-12)
-    for weight, gradient in zip(hat.trainable_weights, gradients):
+    for weight, gradient in zip(hat.trainable_weights, gradients, strict=True):
         weight.assign_sub(scale * gradient)
     assert abs(float(drift()) - target) < abs(start - target)

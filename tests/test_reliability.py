@@ -9,15 +9,18 @@ killed or interrupted training runs in tests/test_train.py.
 
 import dataclasses
 import fcntl
+import gc
 import json
+import logging
 import re
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 
-from hat_ebm_tf.config import parse_config
+from hat_ebm_tf.config import load_config, parse_config
 from hat_ebm_tf.errors import ConfigError, DataError, RunDirError
 from hat_ebm_tf.training.train import run_training
 from tests.helpers import array_config, history_steps, latest_checkpoint, train_in_process
@@ -46,8 +49,9 @@ def test_a_run_directory_that_cannot_take_the_run_is_refused_untouched(case, tmp
         run.mkdir()
         (run / "model.keras").write_bytes(b"a model")
         match = "holds model.keras but no config.yaml"
-    elif case == "other_config":
-        run.mkdir()
+    elif case == "other_config":  # a run that checkpointed: its training would be lost
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "checkpoints" / "ckpt-2.index").write_bytes(b"")
         (run / "config.yaml").write_text(yaml.safe_dump(dataclasses.replace(config, seed=5).to_dict()))
         match = r"different config \(it differs in seed\)"
     else:
@@ -108,3 +112,41 @@ def test_steps_are_exact_and_a_larger_steps_extends_the_run(tmp_path, capsys):
     # The same run, extended by the --steps flag: the epoch is completed, then 1 more.
     train_in_process(tmp_path, "run", "--steps", 5)
     assert history_steps(tmp_path / "run") == [3, 4, 5] and latest_checkpoint(tmp_path / "run") == "ckpt-5"
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_leaves_a_directory_a_corrected_config_can_use(tmp_path):
+    values = array_config(tmp_path, steps=2, steps_per_epoch=2)
+    values["training"]["max_energy_gap"] = 1e-12  # the watchdog stops the first epoch, before its checkpoint
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(values))
+    with pytest.raises(SystemExit) as info:
+        train_in_process(tmp_path, "run")
+    assert info.value.code == 5 and (tmp_path / "run" / "config.yaml").is_file()
+    assert not list((tmp_path / "run").glob("checkpoints/ckpt-*"))
+
+    values["training"]["max_energy_gap"] = None  # the corrected config, the same command
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(values))
+    train_in_process(tmp_path, "run")
+    assert history_steps(tmp_path / "run") == [2] and latest_checkpoint(tmp_path / "run") == "ckpt-2"
+    assert load_config(tmp_path / "run" / "config.yaml") == parse_config(values)
+
+
+def test_a_hand_edited_config_that_no_longer_fits_the_checkpoints_is_named(tmp_path):
+    run = tmp_path / "run"
+    run_training(parse_config(array_config(tmp_path, steps=2, steps_per_epoch=2)), run, verbose=0)
+    values = yaml.safe_load((run / "config.yaml").read_text())
+    values["networks"]["hat_width"] = 16  # was 8
+    (run / "config.yaml").write_text(yaml.safe_dump(values))
+    before = _files(tmp_path)
+    # TensorFlow's warnings of a failed restore's unrestored values, which it logs when their objects are freed.
+    warnings = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = warnings.append
+    tf.get_logger().addHandler(handler)
+    try:
+        with pytest.raises(RunDirError, match=r"run's config no longer matches its checkpoints \(was config.yaml"):
+            run_training(load_config(run / "config.yaml"), run, verbose=0)
+        gc.collect()
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [record.getMessage() for record in warnings if "unrestored" in record.getMessage()]
+    assert _files(tmp_path) == before  # nothing written

@@ -17,7 +17,7 @@ from tensorflow.core.protobuf import config_pb2
 
 from hat_ebm_tf.sampler_config import LangevinConfig
 from hat_ebm_tf.serving.savedmodel import export_model
-from hat_ebm_tf.serving.signatures import build_serving_module
+from hat_ebm_tf.serving.signatures import MAX_SAMPLE_BATCH, build_serving_module
 from tests.helpers import EXPECTED_SIGNATURES, call_signature, finish_process, start_process, tiny_images, tiny_model
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
@@ -75,7 +75,7 @@ def test_sample_is_the_same_for_a_seed_in_any_batch_split(exported):
 
 
 # ----------------------------------------------------------- in-graph checks
-IMAGES_MESSAGE = "energy: images must be float32 [B, 16, 16, 1]; received shape]"
+IMAGES_MESSAGE = "energy: images must be a rank-4 float32 [B, 16, 16, 1] tensor; received shape]"
 RANGE_MESSAGE = "must hold values in [-1, 1] (send raw uint8 pixels to energy_uint8); received min, max =] [255] [255]"
 MALFORMED = {
     "size": ("energy", {"images": np.zeros((2, 8, 8, 1), np.float32)}, f"{IMAGES_MESSAGE} [2 8 8 1]"),
@@ -100,14 +100,30 @@ MALFORMED = {
     "uint8 channels": (
         "ood_score_uint8",
         {"images": np.zeros((2, 16, 16, 3), np.uint8)},
-        "ood_score_uint8: images must be uint8 [B, 16, 16, 1]; received shape] [2 16 16 3]",
+        "ood_score_uint8: images must be a rank-4 uint8 [B, 16, 16, 1] tensor; received shape] [2 16 16 3]",
     ),
     "seed pairs": ("sample", {"seeds": np.zeros((3, 2), np.int64)}, "[3,2] is not compatible with expected shape [?]"),
+    "a scalar seed": (
+        "sample",
+        {"seeds": np.int64(3)},
+        "sample: seeds must be a rank-1 int64 [B] tensor; received shape] []",
+    ),
+    "more seeds than the cap": (
+        "sample",
+        {"seeds": np.arange(MAX_SAMPLE_BATCH + 1, dtype=np.int64)},
+        f"sample: seeds must hold at most {MAX_SAMPLE_BATCH} rows, one image each (send more as several requests); "
+        f"received shape] [{MAX_SAMPLE_BATCH + 1}]",
+    ),
+    "more refine rows than the cap": (
+        "refine",
+        {"latents": np.zeros((MAX_SAMPLE_BATCH + 1, 4), np.float32), "seeds": np.zeros(MAX_SAMPLE_BATCH + 1, np.int64)},
+        f"refine: seeds must hold at most {MAX_SAMPLE_BATCH} rows",
+    ),
     "int32 seeds": ("sample", {"seeds": np.zeros(3, np.int32)}, "expected to be a int64 tensor but is a int32 tensor"),
     "latent size": (
         "generate",
         {"latents": np.zeros((3, 5), np.float32)},
-        "generate: latents must be float32 [B, 4]; received shape] [3 5]",
+        "generate: latents must be a rank-2 float32 [B, 4] tensor; received shape] [3 5]",
     ),
     "batch mismatch": (
         "refine",
@@ -146,7 +162,7 @@ def test_malformed_input_fails_in_the_serving_runtime(exported):
         energy = session._make_callable_from_options(options)
         assert energy(tiny_images(2))[0].shape == (2,)
         for images, message in [
-            (np.zeros((2, 8, 8, 1), np.float32), "must be float32 [B, 16, 16, 1]; received shape] [2 8 8 1]"),
+            (np.zeros((2, 8, 8, 1), np.float32), "a rank-4 float32 [B, 16, 16, 1] tensor; received shape] [2 8 8 1]"),
             (np.zeros((16, 16, 1), np.float32), "received shape] [16 16 1]"),
             (
                 np.zeros((2, 16, 16, 1, 1), np.float32),

@@ -30,6 +30,8 @@ from hat_ebm_tf.benchmarks.sampler_speed import (
     sampler_timings,
 )
 from hat_ebm_tf.benchmarks.train_speed import training_figures
+from hat_ebm_tf.errors import RunDirError
+from hat_ebm_tf.outputs import check_writable_dir
 from hat_ebm_tf.precision import BF16_CPU_FLAGS, REPORTED_CPU_FLAGS, cpu_info
 
 # Environment variables that change what oneDNN, OpenMP or XLA do on this machine.
@@ -100,6 +102,10 @@ def measure(settings):
 def run_benchmarks(args):
     """Run the benchmarks of parsed ``hat_ebm_tf.cli.commands.bench`` flags; print the table, write ``args.out``."""
     settings = Settings.from_args(args)
+    out = Path(args.out)
+    check_writable_dir(out.parent, "--out")  # before minutes of measuring
+    if out.is_dir():
+        raise RunDirError(f"--out {os.fspath(out)}: a directory; give a file name")
     started = time.perf_counter()
     timestamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     results = measure(settings)
@@ -114,7 +120,6 @@ def run_benchmarks(args):
         "targets": target_summary(rows),
         "notes": remarks,
     }
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1) + "\n")
     print(format_table(settings, rows, remarks, document["machine"]), end="")

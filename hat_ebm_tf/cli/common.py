@@ -3,10 +3,21 @@
 import argparse
 import dataclasses
 
-from hat_ebm_tf.argtypes import float_or_none
+from hat_ebm_tf.argtypes import non_negative_float, non_negative_int, positive_float, positive_float_or_none
+from hat_ebm_tf.config import check_memory
 from hat_ebm_tf.errors import ConfigError
 from hat_ebm_tf.run_dir import RunDir
 from hat_ebm_tf.sampler_config import LangevinConfig
+
+# The argparse type of a LangevinConfig field, by its type and its metadata's minimum: the flags refuse
+# what the field refuses (the float32 rule of hat_ebm_tf.sampler_config), as the command line is parsed.
+_FLAG_TYPES = {
+    (int, None): non_negative_int,
+    (bool, None): bool,
+    (float, "positive"): positive_float,
+    (float, "non-negative"): non_negative_float,
+    (float | None, "positive"): positive_float_or_none,
+}
 
 
 def _sampler_flags():
@@ -14,14 +25,14 @@ def _sampler_flags():
 
     Every field but ``update_latents`` (fixed by the model's mode) has a flag:
     ``--field-name`` unless the field names another (``num_steps``:
-    ``--steps``). The argparse type is the field's: ``float | None`` reads
-    ``none`` as None.
+    ``--steps``). The argparse type refuses the values the field refuses
+    (``_FLAG_TYPES``); ``float | None`` reads ``none`` as None.
     """
     flags = {}
     for field in dataclasses.fields(LangevinConfig):
         flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
         if flag is not None:
-            kind = float_or_none if field.type == float | None else field.type
+            kind = _FLAG_TYPES[field.type, field.metadata.get("minimum")]
             flags[field.name] = (flag, kind, field.metadata["help"])
     return flags
 
@@ -45,8 +56,32 @@ def add_sampler_flags(parser, default):
         if kind is bool:
             action = {"action": argparse.BooleanOptionalAction}
         else:
-            action = {"type": kind, "metavar": "N" if kind is int else "X"}
+            action = {"type": kind, "metavar": "N" if kind is non_negative_int else "X"}
         group.add_argument(flag, dest=field, default=argparse.SUPPRESS, help=text, **action)
+
+
+# The default of --max-memory-gb, in GB.
+DEFAULT_MAX_MEMORY_GB = 4.0
+
+
+def add_memory_flag(parser, what):
+    """Add ``--max-memory-gb`` (positive and finite, default 4) to a sub-command's parser.
+
+    Args:
+        parser: the sub-command's ``argparse.ArgumentParser``.
+        what: what it bounds, for the help, e.g. ``"its running chains"``.
+    """
+    parser.add_argument(
+        "--max-memory-gb",
+        type=positive_float,
+        default=DEFAULT_MAX_MEMORY_GB,
+        help=f"refuse to start when {what} would take more memory, in GB (default {DEFAULT_MAX_MEMORY_GB:g})",
+    )
+
+
+def check_memory_flag(parts, args):
+    """Refuse an estimate ``{what: bytes}`` beyond ``--max-memory-gb`` (``config.check_memory``: a ``LimitError``)."""
+    check_memory(parts, args.max_memory_gb, "raise --max-memory-gb")
 
 
 def sampler_overrides(args):

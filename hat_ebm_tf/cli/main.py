@@ -7,15 +7,27 @@ Every failure the user can cause ends in one line on stderr,
 
 import argparse
 import importlib
+import importlib.abc
+import importlib.util
 import os
 import pkgutil
 import signal
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ logging (CUDA probes, "E0000 ... failed call to cuInit" on a CPU machine), silenced unless
+# the user sets the variable: level 3 keeps only fatal errors, and TensorFlow is imported with its start-up
+# lines discarded (_QuietTensorFlowImport), which its libraries write before they read any setting.
+TF_LOG_ENV = "TF_CPP_MIN_LOG_LEVEL"
+_QUIET_TENSORFLOW = TF_LOG_ENV not in os.environ
+os.environ.setdefault(TF_LOG_ENV, "3")
 
-import hat_ebm_tf.cli.commands
-from hat_ebm_tf import errors
+import hat_ebm_tf.cli.commands  # noqa: E402
+from hat_ebm_tf import errors  # noqa: E402
+
+ENVIRONMENT_HELP = (
+    f"environment: {TF_LOG_ENV} unset, hat-ebm silences TensorFlow's C++ logging (its start-up lines about CUDA "
+    f"and CPU features included); set it, e.g. {TF_LOG_ENV}=0, to see all of it."
+)
 
 # (error class name, exit code, kind) in the order they are matched; the
 # classes live in hat_ebm_tf.errors.
@@ -50,15 +62,57 @@ def _terminate(signum, frame):
     raise _Terminated
 
 
+class _QuietLoader(importlib.abc.Loader):
+    """The loader of the ``tensorflow`` package, run with file descriptor 2 on /dev/null.
+
+    TensorFlow's C++ libraries log as they load, to the process's standard
+    error and before they read ``TF_CPP_MIN_LOG_LEVEL``. A failed import still
+    raises its exception, shown once standard error is back.
+    """
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            self.loader.exec_module(module)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+            module.__loader__ = module.__spec__.loader = self.loader  # the package's own loader from here on
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` as the other finders do, with a ``_QuietLoader``; it leaves ``sys.meta_path`` then."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="hat-ebm", description="Hat EBM (Hill et al., NeurIPS 2022) in TensorFlow/Keras."
+        prog="hat-ebm", description="Hat EBM (Hill et al., NeurIPS 2022) in TensorFlow/Keras.", epilog=ENVIRONMENT_HELP
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(hat_ebm_tf.cli.commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"hat_ebm_tf.cli.commands.{info.name}")
         if hasattr(module, "register"):
             module.register(subparsers)
+    for command in subparsers.choices.values():
+        command.epilog = ENVIRONMENT_HELP
     return parser
 
 
@@ -94,6 +148,9 @@ def main(argv=None):
     previous = signal.getsignal(signal.SIGTERM)
     if previous is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
+    quiet = _QuietTensorFlowImport() if _QUIET_TENSORFLOW and "tensorflow" not in sys.modules else None
+    if quiet is not None:
+        sys.meta_path.insert(0, quiet)
     try:
         args.func(args)
     except (Exception, KeyboardInterrupt) as err:
@@ -107,6 +164,8 @@ def main(argv=None):
     finally:
         if previous is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, previous)
+        if quiet in sys.meta_path:  # the command never imported TensorFlow
+            sys.meta_path.remove(quiet)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ needed to reproduce the number.
 
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import tensorflow as tf
 
 import hat_ebm_tf
 from hat_ebm_tf.data import image_dataset, model_range_to_uint8
+from hat_ebm_tf.errors import ConfigError, DataError
 from hat_ebm_tf.features import path_sha256
 from hat_ebm_tf.metrics import (
     FeatureReservoir,
@@ -82,20 +84,25 @@ def _source_key(source):
 
 
 def _check_provenance(path, metadata, extractor, source):
-    """Refuse reference statistics computed with another feature network or from other data."""
+    """Refuse reference statistics computed with another feature network or from other data (``DataError``)."""
     if metadata is None:  # e.g. TTUR's published statistics: mu and sigma only
         return
     recorded = metadata.get("features", {})
     if recorded.get("sha256") != extractor.info.get("sha256"):
-        raise ValueError(
+        raise DataError(
             f"reference statistics {os.fspath(path)!r} were computed with the feature extractor {recorded}, not "
             f"{extractor.info}: delete the file or pass another --ref-stats"
         )
     if source is not None and metadata.get("source") != _source_key(source):
-        raise ValueError(
+        raise DataError(
             f"reference statistics {os.fspath(path)!r} were computed from {metadata.get('source')}, not "
             f"{_source_key(source)}: delete the file or pass another --ref-stats"
         )
+
+
+def _progress_bar(total, unit_name):
+    """A Keras progress bar on standard output when it is a terminal; None elsewhere (its ANSI codes would be noise)."""
+    return keras.utils.Progbar(total, unit_name=unit_name) if sys.stdout.isatty() else None
 
 
 def compute_reference(source, extractor, batch_size, ref_num, kid_pool, seed):
@@ -106,19 +113,20 @@ def compute_reference(source, extractor, batch_size, ref_num, kid_pool, seed):
         total = ref_num if total is None else min(ref_num, total)
     moments, reservoir = StreamingMoments(), FeatureReservoir(kid_pool, seed)
     print("reference statistics:")
-    progbar = keras.utils.Progbar(total, unit_name="image")
+    progbar = _progress_bar(total, "image")
     for batch in dataset:
         images = model_range_to_uint8(batch)[: None if ref_num is None else ref_num - moments.count]
         features = extractor(images)
         moments.update(features)
         reservoir.update(features)
-        progbar.update(moments.count)
+        if progbar:
+            progbar.update(moments.count)
         if ref_num is not None and moments.count >= ref_num:
             break
-    if total is None or moments.count < total:  # the last batch was short of the estimate
+    if progbar and (total is None or moments.count < total):  # the last batch was short of the estimate
         progbar.update(moments.count, finalize=True)
     if moments.count < 2:
-        raise ValueError(f"data source {_source_key(source)} gave {moments.count} images; need at least 2")
+        raise DataError(f"data source {_source_key(source)} gave {moments.count} images; need at least 2")
     return moments, reservoir
 
 
@@ -145,7 +153,7 @@ def reference_statistics(extractor, image_shape, reference, settings):
         _check_provenance(ref_stats, stats["metadata"], extractor, source)
     else:
         if source is None:
-            raise ValueError("give --data, or --ref-stats naming an existing statistics file")
+            raise ConfigError("give --data, or --ref-stats naming an existing statistics file")
         moments, reservoir = compute_reference(
             source, extractor, settings.batch_size, reference.num, settings.kid_pool, settings.seed
         )
@@ -208,7 +216,7 @@ def sample_statistics(model, config, extractor, dump, settings):
     moments, reservoir = StreamingMoments(), FeatureReservoir(settings.kid_pool, seed)
     times = {"sampling": 0.0, "sample_features": 0.0}
     print(f"sampling {num} images, {config.num_steps} Langevin steps:")
-    progbar = keras.utils.Progbar(num, unit_name="sample")
+    progbar = _progress_bar(num, "sample")
     for offset in range(0, num, batch_size):
         size = min(batch_size, num - offset)
         tick = time.perf_counter()
@@ -222,7 +230,8 @@ def sample_statistics(model, config, extractor, dump, settings):
         moments.update(features)
         reservoir.update(features)
         times["sample_features"] += time.perf_counter() - tick
-        progbar.update(offset + size)
+        if progbar:
+            progbar.update(offset + size)
     return moments, reservoir, {k: round(v, 3) for k, v in times.items()}
 
 
@@ -247,7 +256,7 @@ def fid_record(model, config, extractor, model_path, reference, settings, dump_s
     start = time.perf_counter() if started is None else started
     num, seed = settings.num, settings.seed
     if num < 2:
-        raise ValueError(f"--num {num}: a covariance needs at least 2 samples")
+        raise ConfigError(f"--num {num}: a covariance needs at least 2 samples")
     stats, reference_info = reference_statistics(extractor, model.image_shape, reference, settings)
     dump = SampleDump(dump_samples, num, model.image_shape) if dump_samples else None
     try:

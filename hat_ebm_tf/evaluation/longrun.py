@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from hat_ebm_tf.data import model_range_to_uint8, read_source
+from hat_ebm_tf.errors import ConfigError
 from hat_ebm_tf.rng import row_seeds
 from hat_ebm_tf.run_dir import RunDir
 from hat_ebm_tf.sampler import initial_state, langevin
@@ -95,7 +96,7 @@ def long_run(
     """
     for name, value in (("steps", steps), ("every", every), ("chains", chains)):
         if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"long_run: {name}={value!r} must be a positive integer")
+            raise ConfigError(f"long_run: {name}={value!r} must be a positive integer")
     marks = dict(marks or {})
     seeds = row_seeds(seed, chains)
     latents, residuals = initial_state(seeds, model.latent_shape, model.image_shape, config)

@@ -12,11 +12,11 @@ score histograms, which ``save_figures`` draws as PNGs.
 imports TensorFlow and matplotlib only inside the functions that need them.
 """
 
-from pathlib import Path
+import os
 
 import numpy as np
 
-from hat_ebm_tf.errors import ConfigError, DataError
+from hat_ebm_tf.errors import ConfigError, ModelFileError
 from hat_ebm_tf.sources import parse_source
 
 HISTOGRAM_FILE = "ood_histograms.png"
@@ -25,36 +25,49 @@ REPORT_FILE = "ood_report.json"
 SUITES = ("digits",)
 
 
-def load_images(path):
-    """Images of a ``.npy`` or ``.npz`` (array ``images``) file.
+def read_data(spec, image_shape, limit=None):
+    """Images of the data source ``spec``, read at ``image_shape`` as ``export --calibrate`` reads them.
+
+    Every source, a ``.npy``/``.npz`` file included, is read by
+    ``hat_ebm_tf.data.read_source``: centre-cropped and resized (antialiased)
+    to the model's size, and converted to its channel count.
+
+    Args:
+        spec: a data source (``parse_source``): ``digits:test``,
+            ``tfds:NAME:SPLIT``, a folder, or a ``.npy``/``.npz`` file (array
+            ``images``) of uint8 pixels or floats in [-1, 1].
+        image_shape: the model's ``(H, W, C)``.
+        limit: read at most this many images (None: all).
 
     Returns:
-        ``[N, H, W, C]`` uint8 pixels, or float32 in [-1, 1].
+        ``[N, H, W, C]`` float32 in [-1, 1].
 
     Raises:
-        DataError: missing or unreadable file, unknown format, or images of the wrong rank, dtype or range.
+        DataError: a source that is missing, unreadable, empty or malformed.
     """
-    # TensorFlow: loaded only when called (see the module doc).
-    from hat_ebm_tf.data import read_array_file
-    from hat_ebm_tf.validation import check_image_array
-
-    if Path(path).suffix not in (".npz", ".npy"):
-        raise DataError(f"{path}: unsupported data file; expected .npy, or .npz with an array 'images'")
-    return check_image_array(read_array_file(path), path, error=DataError)
-
-
-def read_data(spec, image_shape, limit=None):
-    """Images of ``spec``: a ``.npy``/``.npz`` file (``load_images``) or a data source at ``image_shape``.
-
-    Returns:
-        ``[N, H, W, C]`` uint8 pixels, or float32 in [-1, 1]; at most ``limit`` images.
-    """
-    if Path(spec).suffix in (".npy", ".npz"):
-        return load_images(spec)[:limit]
     from hat_ebm_tf.data import read_source  # TensorFlow: only when called (module doc)
 
     height, _, channels = image_shape
     return read_source(parse_source(spec, height, channels), limit=limit)
+
+
+def load_scorer(path, batch_size):
+    """The ``Scorer`` of the SavedModel at ``path`` (``hat_ebm_tf.serving.scoring.load_scorer``).
+
+    Raises:
+        ModelFileError: no SavedModel there (e.g. a run directory), or one
+            without the scoring signatures or that TensorFlow cannot load.
+    """
+    # TensorFlow: only when called (module doc).
+    import tensorflow as tf
+
+    from hat_ebm_tf.serving import scoring
+
+    try:
+        return scoring.load_scorer(path, batch_size=batch_size)
+    except (ValueError, OSError, tf.errors.OpError) as err:  # the stand-alone client raises plain errors
+        message = err.message if isinstance(err, tf.errors.OpError) else str(err)
+        raise ModelFileError(f"--model {os.fspath(path)}: {message}") from err
 
 
 def check_sets(in_data, out_data, suite):
@@ -62,7 +75,7 @@ def check_sets(in_data, out_data, suite):
     if suite not in (None, *SUITES):
         raise ConfigError(f"OOD suite {suite!r}: expected one of {list(SUITES)}")
     if not suite and not (in_data and out_data):
-        raise ConfigError("hat-ebm ood: give --in DATA and at least one --out DATA, or --suite digits")
+        raise ConfigError("give --in DATA and at least one --out DATA, or --suite digits")
 
 
 def evaluate(scorer, in_data=None, out_data=(), suite=None, limit=None):

@@ -32,7 +32,6 @@ from a source you trust.
 import importlib
 import json
 import os
-import re
 import shutil
 import socket
 from pathlib import Path
@@ -41,33 +40,37 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 
-from hat_ebm_tf.errors import MissingDependencyError
+from hat_ebm_tf.argtypes import SERVING_NAME_PATTERN, SERVING_NAME_RULE
+from hat_ebm_tf.config import INT64_MAX
+from hat_ebm_tf.errors import MissingDependencyError, RunDirError
 from hat_ebm_tf.outputs import remove_stale_temporaries, write_atomically
 from hat_ebm_tf.serving.scoring import CALIBRATION_FILE
-from hat_ebm_tf.serving.signatures import build_serving_module, sampler_json
+from hat_ebm_tf.serving.signatures import MAX_SAMPLE_BATCH, build_serving_module, sampler_json
 
 MODELS_CONFIG = "models.config"
 BATCHING_PARAMETERS = "batching_parameters.txt"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SAMPLER_CONFIG_FILE = os.path.join("assets.extra", "sampler_config.json")
 # TF Serving versions are int64.
-MAX_VERSION = 2**63 - 1
-
-_NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+MAX_VERSION = INT64_MAX
 _TEMP_PREFIX = ".incomplete-"
 
 # An example, not a tuned setting: TF Serving batches requests of one
 # signature along dimension 0, which every signature here allows.
-_BATCHING_EXAMPLE = """\
+_BATCHING_EXAMPLE = f"""\
 # TF Serving batching parameters (BatchingParameters, text format), for
 #   tensorflow_model_server --enable_batching --batching_parameters_file=/models/batching_parameters.txt
-# An example: tune max_batch_size and batch_timeout_micros against your latency budget.
+# An example: tune batch_timeout_micros against your latency budget.
 # Every signature of the Hat EBM export batches along dimension 0; `sample` draws
 # the same image for a seed whatever the batch it is merged into (up to float round-off).
-max_batch_size { value: 64 }
-batch_timeout_micros { value: 5000 }
-max_enqueued_batches { value: 100 }
-num_batch_threads { value: 2 }
+# max_batch_size caps a merged batch, and a single request of more rows fails with
+# INVALID_ARGUMENT ("Task size ... is larger than maximum input batch size"): send
+# larger batches as several requests. `sample` and `refine` refuse more than
+# {MAX_SAMPLE_BATCH} seeds a request in any case, with or without batching.
+max_batch_size {{ value: {MAX_SAMPLE_BATCH} }}
+batch_timeout_micros {{ value: 5000 }}
+max_enqueued_batches {{ value: 100 }}
+num_batch_threads {{ value: 2 }}
 """
 
 
@@ -109,11 +112,9 @@ def warmup_requests(name, signatures):
 
 
 def check_model_name(name):
-    """A TF Serving model name: letters, digits, ``_``, ``.``, ``-``; no leading ``.`` or ``-``."""
-    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
-        raise ValueError(
-            f"export_model: model name {name!r} must be letters, digits, '_', '.' or '-', not starting with '.' or '-'"
-        )
+    """A TF Serving model name (``hat_ebm_tf.argtypes.SERVING_NAME_RULE``, which ``hat-ebm export --name`` checks)."""
+    if not isinstance(name, str) or not SERVING_NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"export_model: model name {name!r}: {SERVING_NAME_RULE}")
     return name
 
 
@@ -148,7 +149,7 @@ def read_models_config(path):
     """The ``ModelServerConfig`` of a ``models.config`` file (empty when there is none).
 
     Raises:
-        ValueError: the file is not a ModelServerConfig in text format, or
+        RunDirError: the file is not a ModelServerConfig in text format, or
             holds a ``custom_model_config`` (no ``model_config_list`` to add to).
     """
     path = Path(path)
@@ -157,9 +158,9 @@ def read_models_config(path):
         try:
             text_format.Parse(path.read_text(), config)
         except (text_format.ParseError, UnicodeDecodeError) as err:
-            raise ValueError(f"export_model: {path} is not a ModelServerConfig in text format: {err}") from err
+            raise RunDirError(f"export_model: {path} is not a ModelServerConfig in text format: {err}") from err
         if config.HasField("custom_model_config"):
-            raise ValueError(f"export_model: {path} holds a custom_model_config; cannot add a model_config_list entry")
+            raise RunDirError(f"export_model: {path} holds a custom_model_config; cannot add a model_config_list entry")
     return config
 
 
@@ -177,6 +178,42 @@ def update_models_config(base_path, name, model_base_path):
     entry.model_platform = "tensorflow"
     write_atomically(path, text_format.MessageToString(config))
     return path
+
+
+def target_version(base_path, name, version=None):
+    """The version an export of ``name`` under ``base_path`` writes, after the checks made before any work.
+
+    Args:
+        base_path: root directory of the model server's models.
+        name: the model name.
+        version: the version asked for, or None for one more than the highest
+            existing version (or 1).
+
+    Returns:
+        The version number.
+
+    Raises:
+        MissingDependencyError: the serving extra is not installed.
+        ValueError: a bad model name or version number.
+        RunDirError: the version exists (versions are never overwritten), or
+            ``models.config`` cannot be updated.
+    """
+    check_model_name(name)
+    serving_protos("apis.predict_pb2")  # the serving extra, before any work
+    model_dir = Path(base_path) / name
+    if version is None:
+        version = max(existing_versions(model_dir), default=0) + 1
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 < version <= MAX_VERSION:
+        raise ValueError(f"export_model: version={version!r} must be an integer in [1, {MAX_VERSION}] (int64)")
+    final = model_dir / str(version)
+    if final.exists():
+        raise RunDirError(
+            f"export_model: version {version} of {name!r} already exists at {final}; versions are never "
+            "overwritten: give another --version, or leave it out for the next one"
+        )
+    # A bad file fails the export before a version is published.
+    read_models_config(Path(base_path) / MODELS_CONFIG)
+    return version
 
 
 def export_model(model, base_path, name, version=None, serving_root=None, sampler=None, calibration=None):
@@ -203,22 +240,11 @@ def export_model(model, base_path, name, version=None, serving_root=None, sample
     Returns:
         ``Path`` of the new version directory.
     """
-    check_model_name(name)
-    serving_protos("apis.predict_pb2")  # the serving extra, before any work
+    version = target_version(base_path, name, version)
     base_path = Path(base_path)
     model_dir = base_path / name
-    if version is None:
-        version = max(existing_versions(model_dir), default=0) + 1
-    if not isinstance(version, int) or isinstance(version, bool) or not 0 < version <= MAX_VERSION:
-        raise ValueError(f"export_model: version={version!r} must be an integer in [1, {MAX_VERSION}] (int64)")
-    # Checked before anything is written: a bad file fails the export before a version is published.
-    read_models_config(base_path / MODELS_CONFIG)
     model_dir.mkdir(parents=True, exist_ok=True)
     final = model_dir / str(version)
-    if final.exists():
-        raise ValueError(
-            f"export_model: version {version} of {name!r} already exists at {final}; versions are never overwritten"
-        )
     # Left by exports on this host whose process has died.
     remove_stale_temporaries(model_dir, f"{_TEMP_PREFIX}*", in_use=_held_by_a_live_export)
 
@@ -236,7 +262,7 @@ def export_model(model, base_path, name, version=None, serving_root=None, sample
         if calibration is not None:
             (temporary / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=1) + "\n")
         if final.exists():  # another export took this version meanwhile
-            raise ValueError(f"export_model: version {version} of {name!r} appeared at {final} during the export")
+            raise RunDirError(f"export_model: version {version} of {name!r} appeared at {final} during the export")
         os.rename(temporary, final)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

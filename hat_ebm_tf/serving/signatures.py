@@ -42,13 +42,16 @@ TF Serving: a wrong rank, size or channel count fails with an
 ``InvalidArgument`` error that names the signature, the expected and the
 received shape; an empty batch (B = 0), and float images outside [-1, 1] (or
 NaN), fail likewise; a wrong dtype is refused by the runtime at the
-signature's typed input.
+signature's typed input. ``sample`` and ``refine`` draw at most
+``MAX_SAMPLE_BATCH`` images a request: a larger batch fails with an
+``InvalidArgument`` error naming the cap.
 """
 
 import json
 
 import tensorflow as tf
 
+from hat_ebm_tf.choices import MAX_SAMPLE_BATCH
 from hat_ebm_tf.data import uint8_to_model_range
 from hat_ebm_tf.serving.calibration import CalibrationModule
 
@@ -71,16 +74,22 @@ def _checked_shape(tensor, row_shape, where):
     """
     rank = len(row_shape) + 1
     shape = tf.shape(tensor, out_type=tf.int64)
-    # Padding the received shape lets a tensor of lower rank compare unequal
-    # instead of failing to slice.
-    padded = tf.concat([shape, tf.zeros([rank], tf.int64)], axis=0)
-    same = tf.reduce_all(tf.equal(padded[1:rank], tf.constant(row_shape, tf.int64, shape=[rank - 1])))
-    message = f"{where} must be {tensor.dtype.name} {_shape_text(row_shape)}; received shape"
-    # An empty batch is refused here, naming the signature, rather than deep in a network or the sampler.
+    # Padding the received shape with -1 lets a tensor of lower rank compare
+    # unequal instead of failing to slice, and tells a scalar (padded[0] = -1)
+    # from an empty batch (0). Grappler folds the rank from the signature's
+    # static shape, so the rank itself (tf.size of the shape) cannot tell.
+    padded = tf.concat([shape, tf.fill([rank], tf.constant(-1, tf.int64))], axis=0)
+    same = tf.logical_and(
+        padded[0] >= 0,
+        tf.reduce_all(tf.equal(padded[1:rank], tf.constant(row_shape, tf.int64, shape=[rank - 1]))),
+    )
+    message = f"{where} must be a rank-{rank} {tensor.dtype.name} {_shape_text(row_shape)} tensor; received shape"
+    # An empty batch is refused here, naming the signature, rather than deep in a network or the sampler; only
+    # a tensor of the right shape is, so that one message names one problem.
     empty = f"{where} must hold at least one row (B > 0); received shape"
     checks = [
         tf.debugging.Assert(same, [message, shape], summarize=16),
-        tf.debugging.Assert(padded[0] > 0, [empty, shape], summarize=16),
+        tf.debugging.Assert(tf.logical_or(tf.logical_not(same), padded[0] > 0), [empty, shape], summarize=16),
     ]
     with tf.control_dependencies(checks):
         # Grappler folds the rank from the signature's static shape, so a
@@ -110,9 +119,16 @@ def _checked_latents(latents, latent_shape, signature):
 
 
 def _row_seeds(seeds, signature):
-    """Serving seeds ``[B]`` int64 → the sampler's row seeds ``[B, 2]``: ``(0, seeds[b])``."""
+    """Serving seeds ``[B]`` int64 → row seeds ``[B, 2]``: ``(0, seeds[b])``, with B <= ``MAX_SAMPLE_BATCH``."""
     seeds = _checked_shape(seeds, (), f"{signature}: seeds")
-    return tf.stack([tf.zeros_like(seeds), seeds], axis=1)
+    # Every chain of a request runs at once: time and memory grow with B (10 000 digits took 220 s and 2 GB).
+    message = (
+        f"{signature}: seeds must hold at most {MAX_SAMPLE_BATCH} rows, one image each (send more as several "
+        "requests); received shape"
+    )
+    capped = tf.debugging.Assert(tf.size(seeds) <= MAX_SAMPLE_BATCH, [message, tf.shape(seeds)], summarize=16)
+    with tf.control_dependencies([capped]):
+        return tf.stack([tf.zeros_like(seeds), seeds], axis=1)
 
 
 # ------------------------------------------------------------------ signatures

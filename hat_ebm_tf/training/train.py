@@ -23,8 +23,10 @@ resume; the rest of the config may not. A damaged newest checkpoint is
 skipped, with a warning, for the newest one that reads back whole.
 """
 
+import contextlib
 import dataclasses
 import fcntl
+import gc
 import json
 import logging
 import signal
@@ -169,6 +171,18 @@ def _lock(directory):
         handle.close()
         raise RunDirError(f"another process is training in {directory}") from None
     return handle
+
+
+@contextlib.contextmanager
+def _tensorflow_warnings_off():
+    """Keep TensorFlow's Python warnings (its ``tensorflow`` logger) quiet in the block; errors still show."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _check_intact(path):
@@ -332,9 +346,29 @@ class TrainingRun:
         return int(self.model.optimizer.iterations.numpy())
 
     def restore(self):
-        """Restore the newest intact checkpoint, or start afresh (a ``HatEBM`` fills its banks); its path or None."""
-        with self.strategy.scope():
-            resumed = restore_newest_intact(self.checkpoint, self.manager)
+        """Restore the newest intact checkpoint, or start afresh (a ``HatEBM`` fills its banks); its path or None.
+
+        Raises:
+            RunDirError: the checkpoints are not of this config's model (e.g.
+                a hand-edited ``config.yaml`` with another network width).
+        """
+        with self.strategy.scope(), _tensorflow_warnings_off():
+            mismatch = None
+            try:
+                resumed = restore_newest_intact(self.checkpoint, self.manager)
+            except (ValueError, tf.errors.OpError) as err:
+                if isinstance(err, RunDirError):
+                    raise
+                mismatch = " ".join(str(err).split())[:300].rstrip(".")
+            if mismatch is not None:
+                # The objects of the failed restore, freed here: at exit, TensorFlow would warn of their unrestored
+                # values below the error.
+                self.model = self.checkpoint = self.manager = self.weights = None
+                gc.collect()
+                raise RunDirError(
+                    f"{self.out_dir}'s config no longer matches its checkpoints (was {RunDir.CONFIG} edited?): "
+                    f"{mismatch}; train with the config the checkpoints were written with, or use a new --run-dir"
+                )
             if resumed:
                 log.info("resumed from %s", resumed)
             elif isinstance(self.model, HatEBM):

@@ -1,9 +1,12 @@
 """``hat-ebm export``: write a trained model as a versioned SavedModel for TF Serving."""
 
-from hat_ebm_tf.argtypes import positive_int, probability
+from hat_ebm_tf.argtypes import positive_int64, probability, serving_name
+from hat_ebm_tf.choices import MAX_SAMPLE_BATCH
 from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
-from hat_ebm_tf.errors import DataError
+from hat_ebm_tf.errors import ConfigError, DataError
 from hat_ebm_tf.sources import parse_source
+
+DEFAULT_FPR = 0.05
 
 
 def register(subparsers):
@@ -14,7 +17,9 @@ def register(subparsers):
             "Write BASE_PATH/NAME/VERSION/ (a SavedModel with the energy, ood_score, sample, generate, "
             "sampler_config (and refine) signatures and TF Serving warm-up requests), and add NAME to "
             "BASE_PATH/models.config. An existing version is never overwritten. sample and refine run the run's "
-            "evaluation sampler, with the sampler flags below applied; sampler_config and "
+            "evaluation sampler, with the sampler flags below applied, and draw at most "
+            f"{MAX_SAMPLE_BATCH} images a request (a larger batch fails with INVALID_ARGUMENT naming the cap; "
+            "BASE_PATH/batching_parameters.txt sets TF Serving's max_batch_size to it); sampler_config and "
             "assets.extra/sampler_config.json give its settings back. With --calibrate, the export also holds the "
             "energies of held-out in-distribution images and a threshold, behind the ood_detect signatures "
             "(score, conformal p_value, is_ood) and assets.extra/ood_calibration.json."
@@ -22,8 +27,15 @@ def register(subparsers):
     )
     parser.add_argument("model", metavar="RUN_OR_CHECKPOINT", help="run directory or .keras file")
     parser.add_argument("--base-path", required=True, help="TF Serving model root (holds models.config)")
-    parser.add_argument("--name", required=True, help="model name in TF Serving")
-    parser.add_argument("--version", type=positive_int, help="version number (default: highest existing + 1)")
+    parser.add_argument(
+        "--name",
+        required=True,
+        type=serving_name,
+        help="model name in TF Serving: ASCII letters, digits, '_', '.' or '-', not starting with '.' or '-'",
+    )
+    parser.add_argument(
+        "--version", type=positive_int64, help="version number, at most 2^63-1 (default: highest existing + 1)"
+    )
     parser.add_argument(
         "--serving-root",
         help="where TF Serving sees --base-path, for models.config (e.g. /models in the tensorflow/serving "
@@ -39,28 +51,34 @@ def register(subparsers):
     parser.add_argument(
         "--fpr",
         type=probability,
-        default=0.05,
-        help="target false-positive rate of ood_detect's is_ood on in-distribution inputs (default: 0.05)",
+        help=f"with --calibrate: target false-positive rate of ood_detect's is_ood on in-distribution inputs "
+        f"(default: {DEFAULT_FPR})",
     )
     add_sampler_flags(parser, "the run's evaluation sampler; a .keras file's own")
     parser.set_defaults(func=run)
 
 
 def run(args):
+    if args.fpr is not None and not args.calibrate:
+        raise ConfigError(
+            f"--fpr {args.fpr:g} sets the calibrated detector's false-positive rate: give --calibrate DATA"
+        )
+
     # TensorFlow: loaded only when the command runs.
     from hat_ebm_tf.serving.calibration import CalibrationModule
-    from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE, check_model_name, export_model, serving_protos
+    from hat_ebm_tf.serving.savedmodel import SAMPLER_CONFIG_FILE, export_model, target_version
     from hat_ebm_tf.serving.signatures import serving_functions
 
-    check_model_name(args.name)
-    serving_protos("apis.predict_pb2")  # the serving extra, before the model loads and calibrates
+    # The serving extra, the version and models.config, before the model loads and calibrates.
+    version = target_version(args.base_path, args.name, args.version)
     model, sampler = load_model_and_sampler(args.model, args)
-    calibration = _calibration(model, args.calibrate, args.fpr) if args.calibrate else None
+    fpr = DEFAULT_FPR if args.fpr is None else args.fpr
+    calibration = _calibration(model, args.calibrate, fpr) if args.calibrate else None
     path = export_model(
         model,
         args.base_path,
         args.name,
-        version=args.version,
+        version=version,
         serving_root=args.serving_root,
         sampler=sampler,
         calibration=calibration,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hat_ebm_tf.argtypes import positive_int
 from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
+from hat_ebm_tf.errors import ConfigError, ModelFileError, RunDirError
 from hat_ebm_tf.outputs import output_file
 from hat_ebm_tf.run_dir import RunDir
 
@@ -75,16 +76,16 @@ def register(subparsers):
 def run(args):
     start = time.perf_counter()
     if args.num < 2:
-        raise ValueError(f"--num {args.num}: a covariance needs at least 2 samples")
+        raise ConfigError(f"--num {args.num}: a covariance needs at least 2 samples")
     if args.data is None and not (args.ref_stats and Path(args.ref_stats).is_file()):
-        raise ValueError("give --data, or --ref-stats naming an existing statistics file")
+        raise ConfigError("give --data, or --ref-stats naming an existing statistics file")
     if (Path(args.model) / "saved_model.pb").is_file():
-        raise ValueError(
+        raise ModelFileError(
             f"--model {args.model} is a SavedModel: its `sample` signature has one sampler's settings baked in, so "
             "FID with stated settings needs the run directory or .keras file it was exported from"
         )
-    if args.ref_stats is not None and not Path(args.ref_stats).parent.is_dir():
-        raise ValueError(f"--ref-stats {args.ref_stats}: no directory {os.fspath(Path(args.ref_stats).parent)!r}")
+    if args.ref_stats is not None and not Path(args.ref_stats).parent.is_dir():  # it is written when computed
+        raise RunDirError(f"--ref-stats {args.ref_stats}: no directory {os.fspath(Path(args.ref_stats).parent)!r}")
     # The outputs, checked before TensorFlow loads; an earlier result is replaced only with --overwrite.
     dump_samples = None
     if args.dump_samples is not None:

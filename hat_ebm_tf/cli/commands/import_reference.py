@@ -5,7 +5,7 @@ The job is ``hat_ebm_tf.training.reference_import``.
 
 from pathlib import Path
 
-from hat_ebm_tf.argtypes import positive_int
+from hat_ebm_tf.argtypes import positive_float, positive_int
 from hat_ebm_tf.cli.common import SAMPLER_FLAGS, add_sampler_flags, apply_sampler_flags
 from hat_ebm_tf.modes import HAT_EBM_MODES, get_mode
 from hat_ebm_tf.run_dir import RunDir
@@ -29,7 +29,9 @@ def register(subparsers):
     parser.add_argument("--encoder", help="retrofit encoder checkpoint: also write autoencoder.keras")
     parser.add_argument("--mode", choices=HAT_EBM_MODES, required=True)
     parser.add_argument("--image-size", type=positive_int, required=True, help="must match the checkpoints")
-    parser.add_argument("--out-factor", type=float, help="generator output scale (default: 1.0 refine, 2.0 else)")
+    parser.add_argument(
+        "--out-factor", type=positive_float, help="generator output scale (default: 1.0 refine, 2.0 else)"
+    )
     parser.add_argument("--latent-hw", type=positive_int, default=16, help="retrofit latent grid size (default 16)")
     parser.add_argument("--run-dir", required=True, help="output run directory")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier import in --run-dir")

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from hat_ebm_tf.argtypes import non_negative_int, positive_int
-from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
+from hat_ebm_tf.cli.common import add_memory_flag, add_sampler_flags, check_memory_flag, load_model_and_sampler
+from hat_ebm_tf.config import chain_bytes
+from hat_ebm_tf.errors import ConfigError
 from hat_ebm_tf.outputs import check_writable_dir, output_file
 
 DEFAULT_STEPS = 10000
@@ -21,7 +23,8 @@ def register(subparsers):
     )
     parser.add_argument("model", help="run directory (or .keras file, then give --out)")
     parser.add_argument("--every", type=positive_int, default=100, help="record (and run a graph piece) every N steps")
-    parser.add_argument("--chains", type=positive_int, default=64)
+    parser.add_argument("--chains", type=positive_int, default=64, help="chains, all run at once (default 64)")
+    add_memory_flag(parser, "the --chains, which run at once,")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="output directory (default: RUN/longrun)")
     parser.add_argument(
@@ -41,13 +44,17 @@ def run(args):
 
     # --steps is the sampler's num_steps; absent, a long run's default rather than the run's evaluation length.
     vars(args).setdefault("num_steps", DEFAULT_STEPS)
+    if args.num_steps < 1:
+        raise ConfigError(f"--steps {args.num_steps}: a long run needs at least 1 step")
     if args.out is None and not Path(args.model).is_dir():
-        raise SystemExit("hat-ebm longrun: error: give --out for a .keras file (no run directory to write into)")
+        raise ConfigError("give --out for a .keras file (no run directory to write into)")
     out = Path(args.out or Path(args.model) / "longrun")
     check_writable_dir(out, "--out")
+    model, config = load_model_and_sampler(args.model, args)
+    size = args.chains * chain_bytes(model.image_shape, model.latent_shape, model.hat.width)
+    check_memory_flag({f"--chains {args.chains}, running at once": size}, args)
     out.mkdir(parents=True, exist_ok=True)
     paths = {key: output_file(out / name, "--out", overwrite=args.overwrite) for key, name in FILES.items()}
-    model, config = load_model_and_sampler(args.model, args)
     bar = keras.utils.Progbar(config.num_steps, unit_name="step") if sys.stderr.isatty() else None
     start = time.perf_counter()
     result = long_run(

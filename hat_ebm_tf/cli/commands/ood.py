@@ -24,9 +24,10 @@ def register(subparsers):
             "FPR@95%TPR for each OOD set, as a table (and as JSON: --json, --report-dir). A calibrated SavedModel "
             "(`hat-ebm export --calibrate`) is scored with ood_detect, and the report adds the fraction of each set "
             "it flags: its FPR on the in-distribution set and its TPR on each OOD set, at the stored threshold. "
-            "DATA is a .npy "
-            "file, or a .npz file with an array 'images' (uint8 [N, H, W, C] pixels or floats in [-1, 1]), or a "
-            "data source as in configs (digits:test, tfds:NAME:SPLIT, a folder), read at the model's image size. "
+            "DATA is a data source as in configs and `hat-ebm export --calibrate` (digits:test, tfds:NAME:SPLIT, "
+            "a folder of images, a .npy file, or a .npz file with an array 'images'; files hold uint8 [N, H, W, C] "
+            "pixels or floats in [-1, 1]), read as export --calibrate reads it: at the model's image size, "
+            "centre-cropped and resized (antialiased), and converted to the model's channels. "
             "--suite digits scores digits:test against the offline digits OOD sets. --report-dir writes "
             "ood_report.json, ood_histograms.png and ood_roc.png."
         ),
@@ -56,9 +57,6 @@ def register(subparsers):
 
 
 def run(args):
-    # TensorFlow: loaded only when the command runs.
-    from hat_ebm_tf.serving.scoring import load_scorer
-
     ood.check_sets(args.in_data, args.out_data, args.suite)  # before the slow load
     json_path = output_file(args.json_path, "--json", overwrite=args.overwrite) if args.json_path else None
     report_dir = Path(args.report_dir) if args.report_dir else None
@@ -68,7 +66,7 @@ def run(args):
         for name in existing:
             output_file(report_dir / name, "--report-dir", overwrite=args.overwrite)
     report = ood.evaluate(
-        load_scorer(args.model, batch_size=args.batch_size),
+        ood.load_scorer(args.model, batch_size=args.batch_size),
         args.in_data,
         args.out_data,
         suite=args.suite,

@@ -3,8 +3,8 @@
 import numpy as np
 
 from hat_ebm_tf.argtypes import positive_int
-from hat_ebm_tf.cli.common import add_sampler_flags, load_model_and_sampler
-from hat_ebm_tf.config import check_memory
+from hat_ebm_tf.cli.common import add_memory_flag, add_sampler_flags, check_memory_flag, load_model_and_sampler
+from hat_ebm_tf.config import chain_bytes
 from hat_ebm_tf.errors import ConfigError
 from hat_ebm_tf.outputs import output_file
 from hat_ebm_tf.run_dir import RunDir
@@ -30,8 +30,7 @@ def register(subparsers):
         help="print the quality report of the samples against the data the run trained on (beside real images "
         "and a Gaussian baseline); needs a run directory with its config.yaml",
     )
-    limit = "refuse a --num whose samples would take more memory (default 4)"
-    parser.add_argument("--max-memory-gb", type=float, default=4.0, help=limit)
+    add_memory_flag(parser, "the --num samples and a --batch-size of running chains")
     add_sampler_flags(parser, "the run's evaluation sampler; a .keras file's own")
     parser.set_defaults(func=run)
 
@@ -46,7 +45,7 @@ def run(args):
     source = None
     if args.quality:
         if args.num < 2:
-            raise SystemExit("hat-ebm sample: error: --quality needs --num >= 2 (for the Fréchet distance and KID)")
+            raise ConfigError("--quality needs --num >= 2 (for the Fréchet distance and KID)")
         source = RunDir.data_source(args.model)
         if source is None:
             raise ConfigError(
@@ -57,11 +56,15 @@ def run(args):
     out = output_file(args.out, "--out", overwrite=args.overwrite, suffix=".npz", default_name="samples.npz")
     png = output_file(args.png, "--png", overwrite=args.overwrite) if args.png else None
     model, config = load_model_and_sampler(args.model, args)
-    # The samples are held as float32, then uint8: 5 bytes a value.
+    # The samples are held as float32, then uint8: 5 bytes a value; a batch of chains runs at once.
     size = 5 * args.num * int(np.prod(model.image_shape))
-    check_memory(
-        {f"--num {args.num} samples {list(model.image_shape)}": size}, args.max_memory_gb, "raise --max-memory-gb"
-    )
+    chains = min(args.batch_size, args.num)
+    parts = {
+        f"--num {args.num} samples {list(model.image_shape)}": size,
+        f"a batch of {chains} chains (--batch-size {args.batch_size})": chains
+        * chain_bytes(model.image_shape, model.latent_shape, model.hat.width),
+    }
+    check_memory_flag(parts, args)
 
     images = model_range_to_uint8(model.sample(args.num, seed=args.seed, batch_size=args.batch_size, config=config))
     np.savez_compressed(out, images=images)
