@@ -1,6 +1,6 @@
 # The Langevin update of Hat EBM (Hill et al., NeurIPS 2022), written to
 # reproduce the reference implementation's update rule
-# (github.com/point0bar1/hat-ebm) as stated in REFERENCE.md. Independent code.
+# (github.com/point0bar1/hat-ebm) as docs/reference.md states it. Independent code.
 """The pieces of one Langevin update that the unadjusted sampler and MALA share.
 
 ``hat_ebm_tf.sampler`` (unadjusted Langevin) and ``hat_ebm_tf.mala``

@@ -1,6 +1,6 @@
 # Hat EBM as a Keras model (Hill, Nijkamp, Mitchell, Pang, Zhu; NeurIPS 2022).
 # The training step reproduces the reference implementation's
-# (github.com/point0bar1/hat-ebm) as stated in REFERENCE.md. Independent code.
+# (github.com/point0bar1/hat-ebm) as docs/reference.md states it. Independent code.
 """``HatEBM``: the energy ``H(G(z) + y)`` trained with ``model.fit``.
 
 Modes:

@@ -1,6 +1,6 @@
 # In-graph Langevin sampler of Hat EBM (Hill et al., NeurIPS 2022), written to
 # reproduce the reference implementation's update rule
-# (github.com/point0bar1/hat-ebm) as stated in REFERENCE.md. Independent code.
+# (github.com/point0bar1/hat-ebm) as docs/reference.md states it. Independent code.
 """Langevin dynamics on the latent ``z`` and residual ``y`` of ``x = G(z) + y``.
 
 One step, with temperature ``T`` (paper Sec. 3, Eq. 3 and 5):

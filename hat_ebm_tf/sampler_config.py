@@ -1,5 +1,5 @@
 # Settings of the in-graph Langevin sampler of Hat EBM (Hill et al., NeurIPS 2022);
-# reference key names from github.com/point0bar1/hat-ebm (REFERENCE.md). Independent code.
+# reference key names from github.com/point0bar1/hat-ebm (docs/reference.md). Independent code.
 """``LangevinConfig``: the sampler's settings, and the one source of the sampler flags of ``hat-ebm``.
 
 Plain Python (no TensorFlow): ``hat_ebm_tf.cli.common`` builds the ``--steps``,
@@ -90,7 +90,7 @@ def check_known_keys(values, cls, where):
 
 
 # Latent step size ε_z of the joint form (refine/retrofit) when none is given:
-# the reference's CIFAR-10 and CelebA refine setting (REFERENCE.md).
+# the reference's CIFAR-10 and CelebA refine setting (docs/reference.md).
 JOINT_LATENT_STEP_SIZE = 5e-3
 
 

@@ -24,4 +24,13 @@ def test_a_grid_run_trains_its_budget_then_goes_on_and_keeps_both_reports(tmp_pa
     assert json.loads((tmp_path / "grid.json").read_text()) == records
     table = (tmp_path / "grid.md").read_text().splitlines()
     assert table == format_grid(records).splitlines() and len(table) == 4
-    assert table[2].startswith("| digits (1000), 16×16 | held out | 16×16×1 | 2 |")
+    assert table[2].startswith("| digits (1000), 16×16 | held out | 16×16×1 | 2 | 0.")
+
+    # A rerun trains nothing and keeps each finished stage's record, and its report beside it.
+    again = run_grid(tmp_path, sets=["digits-16"], steps_factor=2, steps=2)
+    assert again == records
+    assert json.loads((run / "quality_1x.json").read_text())["samples"]["frechet_distance"] == stages[0]["fd"]
+    # Stages resumed by a rerun say so: their minutes are not the stage's.
+    resumed = {**records["digits-16"], "stages": [{**stages[0], "resumed_at": 1}, stages[1]]}
+    rows = format_grid({"digits-16": resumed}).splitlines()[2:]
+    assert all(" | 2 | resumed | " in row or " | 4 | resumed | " in row for row in rows)

@@ -40,7 +40,7 @@ def test_array_files_are_read_at_the_models_size_as_the_calibration_reads_them(t
         ),
         ("x.npy", np.zeros((1, 4, 4, 1), np.int32), r"expected uint8 images or float images in \[-1, 1\].*got int32"),
         ("x.npy", np.full((1, 4, 4, 1), 255.0), r"float images must be in \[-1, 1\], got values in \[255, 255\]"),
-        ("x.txt", None, r"data source '.*x.txt': not 'digits\[:SPLIT\]'"),
+        ("x.txt", None, r"data source '.*x.txt': not 'digits', 'glyphs' or 'photo-patches' \(each \[:SPLIT\]\)"),
         ("bad.npz", None, r"bad\.npz' is neither a \.npy nor a \.npz file"),
         ("missing.npy", None, "missing.npy' does not exist"),
     ],

@@ -1,6 +1,6 @@
 """Section ``reference``: our sampler against the reference's update rule, same weights, same process.
 
-The reference update rule as REFERENCE.md states it, written with our
+The reference update rule as docs/reference.md states it, written with our
 networks' own layers but none of our speed-ups:
 
 - unfolded networks: the hat pools after its 3×3 ``conv_2`` and 1×1
@@ -34,7 +34,7 @@ GOALS = {"synthesis": 3.0, "joint": 2.0}
 
 
 def reference_hat(hat, images):
-    """``hat(images)`` computed as the reference lays it out (REFERENCE.md, hat network).
+    """``hat(images)`` computed as the reference lays it out (docs/reference.md, hat network).
 
     Args:
         hat: a ``HatNetwork``.
@@ -91,7 +91,7 @@ def reference_generator(generator, latents):
 
 
 def reference_langevin(hat, generator, latents, residuals, seeds, config):
-    """The reference's Langevin update rule (REFERENCE.md, one step), with our noise streams.
+    """The reference's Langevin update rule (docs/reference.md, one step), with our noise streams.
 
     Each step: a latent step (joint form) with its own ``G(z)`` and ``H``
     forward passes, then a residual step that recomputes ``G(z)`` at the

@@ -58,10 +58,19 @@ def _trend(history, steps):
     return later[0], later[-1], max(later[1:]) > later[0] * (1 + TREND_TOLERANCE)
 
 
-def _stage(grid_set, config, run, stage):
-    """Train ``config`` into ``run`` (resuming it); the stage's record."""
+def _stage(config, run, stage, start_step):
+    """Train ``config`` into ``run`` from ``start_step`` (the previous stage's end); the stage's record.
+
+    A rerun of the grid resumes a run past ``start_step``: its time is then not
+    the stage's, and the record says where it resumed (``resumed_at``).
+    """
     start = time.time()
-    record = {"stage": stage, "steps": config.training.steps}
+    done_before = (load_history(run / RunDir.HISTORY).get("step") or [0])[-1]
+    record = {
+        "stage": stage,
+        "steps": config.training.steps,
+        "resumed_at": done_before if done_before > start_step else None,
+    }
     try:
         summary = run_training(config, run, verbose=2)
     except TrainingDiverged as err:
@@ -103,19 +112,32 @@ def run_grid(out_dir, sets=None, steps_factor=1, seed=0, steps=None):
     out_dir = Path(out_dir)
     check_writable_dir(out_dir, "--out")
     chosen = [GRID_BY_NAME[name] for name in sets] if sets else list(GRID)
+    # A rerun keeps the records of the stages that its runs have finished: training them again would do nothing,
+    # and their reports would be the later stage's.
+    earlier = json.loads((out_dir / "grid.json").read_text()) if (out_dir / "grid.json").is_file() else {}
     records = {}
     for grid_set in chosen:
         facts = recipe.inspect_source(grid_set.source)
         values = recipe.derive(facts, grid_set.image_size, grid_set.channels, steps=steps, seed=seed)
         config = parse_config(values, where=f"the recipe for {grid_set.name}")
         run = out_dir / grid_set.name
-        stages = [_stage(grid_set, config, run, "1x")]
-        if steps_factor > 1 and stages[0]["diverged"] is None:
+        kept = {(s["stage"], s["steps"]): s for s in earlier.get(grid_set.name, {}).get("stages", [])}
+        plan = [("1x", config, 0)]
+        if steps_factor > 1:
             longer = dataclasses.replace(config.training, steps=config.training.steps * steps_factor)
-            stages.append(_stage(grid_set, dataclasses.replace(config, training=longer), run, f"{steps_factor}x"))
+            plan.append((f"{steps_factor}x", dataclasses.replace(config, training=longer), config.training.steps))
+        stages = []
+        for stage, stage_config, start_step in plan:
+            done = (load_history(run / RunDir.HISTORY).get("step") or [0])[-1]
+            record = kept.get((stage, stage_config.training.steps))
+            if record is None or done < stage_config.training.steps:
+                record = _stage(stage_config, run, stage, start_step)
+            stages.append(record)
+            if record["diverged"]:
+                break
         records[grid_set.name] = {**dataclasses.asdict(grid_set), "num_images": facts.num_images, "stages": stages}
-        write_atomically(out_dir / "grid.json", json.dumps(records, indent=1))
-        write_atomically(out_dir / "grid.md", format_grid(records))
+        write_atomically(out_dir / "grid.json", json.dumps({**earlier, **records}, indent=1))
+        write_atomically(out_dir / "grid.md", format_grid({**earlier, **records}))
         log.info("grid: %s done", grid_set.name)
     return records
 
@@ -135,18 +157,22 @@ def format_grid(records):
         for stage in record["stages"]:
             size = f"{record['image_size']}×{record['image_size']}×{record['channels']}"
             head = f"| {record['what']} | {'yes' if record['tuned'] else 'held out'} | {size} | {stage['steps']} |"
+            # Minutes of training to the stage's steps, from the start: unknown once a stage resumed.
+            stages = record["stages"][: record["stages"].index(stage) + 1]
+            resumed = any(s.get("resumed_at") for s in stages)
+            minutes = "resumed" if resumed else f"{sum(s.get('train_seconds', 0) for s in stages) / 60:.1f}"
             if stage["diverged"]:
                 lines.append(f"{head} {stage['seconds'] / 60:.1f} | | | | | | | diverged: {stage['diverged']} |")
                 continue
             if "fd" not in stage:
-                lines.append(f"{head} {stage['train_seconds'] / 60:.1f} | (no report) | | | | | | |")
+                lines.append(f"{head} {minutes} | (no report) | | | | | | |")
                 continue
             beats = stage["fd"] <= stage["baseline_fd"] / 3
             stable = "yes" if stage["rollbacks"] == 0 else f"{stage['rollbacks']} rollbacks"
             if stage["worse_over_the_last_two_thirds"]:
                 stable += f"; FD {stage['fd_at_a_third']:.2f} at a third, rising"
             lines.append(
-                f"{head} {stage['train_seconds'] / 60:.1f} | {_figure(stage['fd'])} | {_figure(stage['kid'], 3)} | "
+                f"{head} {minutes} | {_figure(stage['fd'])} | {_figure(stage['kid'], 3)} | "
                 f"{stage['copying']:.1%} | {_figure(stage['floor_fd'])} | {_figure(stage['baseline_fd'])} | "
                 f"{'yes' if beats else 'no'} | {stable} |"
             )

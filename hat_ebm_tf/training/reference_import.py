@@ -16,7 +16,7 @@ from hat_ebm_tf.modes import get_mode
 from hat_ebm_tf.outputs import check_writable_dir
 from hat_ebm_tf.run_dir import RunDir
 
-# The default sampler: the reference's CIFAR-10 synthesis evaluation (REFERENCE.md),
+# The default sampler: the reference's CIFAR-10 synthesis evaluation (docs/reference.md),
 # plus, in the joint modes, latent steps of LangevinConfig.for_form. Settings left
 # out keep LangevinConfig's defaults (no clipping, noise on, τ = 0, init_scale_latent 1).
 REFERENCE_EVALUATION = {"num_steps": 125, "step_size": 5e-4, "temperature": 1e-8, "init_scale_residual": 0.01}
