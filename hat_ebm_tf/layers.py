@@ -122,8 +122,40 @@ def _first_conv(conv, x):
     return tf.nn.bias_add(_image_conv(x, ops.cast(conv.kernel, x.dtype)), ops.cast(conv.bias, x.dtype))
 
 
+class _ResampleBlock(keras.layers.Layer):
+    """What ``DownBlock`` and ``UpBlock`` share: ``filters``, ``stem`` and a resampling flag, their shapes and config.
+
+    A subclass names its flag (the attribute, constructor argument and config key) in ``RESAMPLE`` and maps a
+    resampled side in ``_resized``.
+
+    Args:
+        filters: output channels.
+        resample: the subclass's resampling flag.
+        stem: the subclass's first-block variant.
+    """
+
+    RESAMPLE = None
+
+    def __init__(self, filters, resample, stem, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        setattr(self, self.RESAMPLE, bool(resample))
+        self.stem = bool(stem)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, _ = input_shape
+        if getattr(self, self.RESAMPLE):
+            h, w = (None if side is None else self._resized(side) for side in (h, w))
+        return (b, h, w, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, self.RESAMPLE: getattr(self, self.RESAMPLE), "stem": self.stem})
+        return config
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class DownBlock(keras.layers.Layer):
+class DownBlock(_ResampleBlock):
     """SN-GAN discriminator residual block, without spectral normalisation.
 
     ``h = conv_2(relu(conv_1(relu(x))))``, average-pooled 2×2 when
@@ -145,11 +177,10 @@ class DownBlock(keras.layers.Layer):
         ``[B, H', W', filters]`` with ``H' = H/2`` when downsampling.
     """
 
+    RESAMPLE = "downsample"
+
     def __init__(self, filters, downsample=False, stem=False, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.downsample = bool(downsample)
-        self.stem = bool(stem)
+        super().__init__(filters, downsample, stem, **kwargs)
         # Sub-layers take this block's policy: a mixed block computes its convs in reduced precision too.
         self.conv_1 = conv_layer(self.filters, 3, "conv_1", self.dtype_policy)
         self.conv_2 = conv_layer(self.filters, 3, "conv_2", self.dtype_policy)
@@ -181,21 +212,13 @@ class DownBlock(keras.layers.Layer):
         # ("remapper failed: ... fanout ... exist for missing node ...").
         return h + (shortcut + ops.cast(self.conv_2.bias, h.dtype))
 
-    def compute_output_shape(self, input_shape):
-        b, h, w, _ = input_shape
-        if self.downsample:
-            h = None if h is None else h // 2
-            w = None if w is None else w // 2
-        return (b, h, w, self.filters)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters, downsample=self.downsample, stem=self.stem)
-        return config
+    @staticmethod
+    def _resized(side):
+        return side // 2
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class UpBlock(keras.layers.Layer):
+class UpBlock(_ResampleBlock):
     """SN-GAN generator residual block with (synchronised) batch norm.
 
     ``h = conv_2(relu(bn_2(conv_1(up(relu(bn_1(x)))))))``, where ``up`` is 2×
@@ -223,13 +246,12 @@ class UpBlock(keras.layers.Layer):
         ``[B, H', W', filters]`` with ``H' = 2H`` when upsampling.
     """
 
+    RESAMPLE = "upsample"
+
     def __init__(self, filters, upsample=True, stem=False, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(filters, upsample, stem, **kwargs)
         if stem and upsample:
             raise ValueError("UpBlock: a stem block cannot upsample (stem=True, upsample=True)")
-        self.filters = int(filters)
-        self.upsample = bool(upsample)
-        self.stem = bool(stem)
         policy = self.dtype_policy
         self.bn_1 = None if stem else batch_norm_layer("bn_1", policy)
         self.conv_1 = conv_layer(self.filters, 3, "conv_1", policy)
@@ -242,11 +264,8 @@ class UpBlock(keras.layers.Layer):
         in_channels = int(input_shape[-1])
         if in_channels != self.filters or self.upsample:
             self.sc = conv_layer(self.filters, 1, "sc", self.dtype_policy)
-        b, h, w, _ = input_shape
-        if self.upsample:
-            h, w = (None if h is None else 2 * h), (None if w is None else 2 * w)
-        up_shape = (b, h, w, in_channels)
-        out_shape = (b, h, w, self.filters)
+        out_shape = self.compute_output_shape(input_shape)
+        up_shape = (*out_shape[:-1], in_channels)
         if self.bn_1 is not None:
             self.bn_1.build(input_shape)
         self.conv_1.build(up_shape)
@@ -275,17 +294,9 @@ class UpBlock(keras.layers.Layer):
             shortcut = self.up(shortcut)
         return h + shortcut
 
-    def compute_output_shape(self, input_shape):
-        b, h, w, _ = input_shape
-        if self.upsample:
-            h = None if h is None else 2 * h
-            w = None if w is None else 2 * w
-        return (b, h, w, self.filters)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters, upsample=self.upsample, stem=self.stem)
-        return config
+    @staticmethod
+    def _resized(side):
+        return 2 * side
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

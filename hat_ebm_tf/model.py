@@ -161,28 +161,9 @@ class HatEBM(TrainStepModel):
             # The joint form refines a fixed (pretrained) generator.
             self.generator.trainable = False
         if mode.uses_banks:
-            self.bank_latents = self.add_weight(
-                shape=(self.bank_size, *self.latent_shape),
-                initializer="zeros",
-                trainable=False,
-                aggregation="only_first_replica",
-                name="bank_latents",
-            )
-            self.bank_images = self.add_weight(
-                shape=(self.bank_size, *self.image_shape),
-                initializer="zeros",
-                trainable=False,
-                aggregation="only_first_replica",
-                name="bank_images",
-            )
-            self.banks_ready = self.add_weight(
-                shape=(),
-                initializer="zeros",
-                dtype="int32",
-                trainable=False,
-                aggregation="only_first_replica",
-                name="banks_ready",
-            )
+            self.bank_latents = self._bank_weight("bank_latents", (self.bank_size, *self.latent_shape))
+            self.bank_images = self._bank_weight("bank_images", (self.bank_size, *self.image_shape))
+            self.banks_ready = self._bank_weight("banks_ready", (), dtype="int32")
         self.loss_tracker = Tracker(name="loss")
         self.energy_diff_tracker = Tracker(name="energy_diff")
         self.gen_loss_tracker = Tracker(name="gen_loss")
@@ -198,6 +179,26 @@ class HatEBM(TrainStepModel):
             self.acceptance_trackers = {field: Tracker(name=field) for field in fields}
         self.generator_optimizer = None
         self.built = True  # both networks build themselves
+
+    def _bank_weight(self, name, shape, dtype=None):
+        """A zero-initialised, non-trainable bank variable, aggregated as ``only_first_replica``.
+
+        Every replica writes the same gathered rows into the banks (``_bank_update``), so the first
+        replica's copy stands for all.
+
+        Args:
+            name: the variable's name.
+            shape: its shape.
+            dtype: its dtype; None for the model's variable dtype.
+        """
+        return self.add_weight(
+            shape=shape,
+            initializer="zeros",
+            dtype=dtype,
+            trainable=False,
+            aggregation="only_first_replica",
+            name=name,
+        )
 
     def _checked_shapes(self):
         hat_shape = tuple(

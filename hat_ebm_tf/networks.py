@@ -44,8 +44,10 @@ def _tail_layers(n, channels, policy):
     return batch_norm_layer(f"bn_{n}", policy), conv_layer(channels, 3, f"conv_{n}", policy)
 
 
-def _tail(bn, conv, h, out_factor, training):
-    """Generator output head: bn → relu → conv3×3 → tanh → × out_factor."""
+def _up_and_tail(blocks, bn, conv, h, out_factor, training):
+    """The up-blocks in turn, then the generator output head: bn → relu → conv3×3 → tanh → × out_factor."""
+    for block in blocks:
+        h = block(h, training=training)
     return ops.tanh(conv(ops.relu(bn(h, training=training)))) * out_factor
 
 
@@ -171,9 +173,7 @@ class Generator(keras.Model):
         h = self.lin(latents)
         h = ops.reshape(h, (-1, self.width, BOTTOM_WIDTH, BOTTOM_WIDTH))
         h = ops.transpose(h, (0, 2, 3, 1))
-        for block in self.blocks:
-            h = block(h, training=training)
-        return _tail(self.bn, self.conv, h, self.out_factor, training)
+        return _up_and_tail(self.blocks, self.bn, self.conv, h, self.out_factor, training)
 
     def get_config(self):
         return {
@@ -232,10 +232,7 @@ class RetrofitDecoder(keras.Model):
         self.built = True
 
     def call(self, latents, training=False):
-        h = latents
-        for block in self.blocks:
-            h = block(h, training=training)
-        return _tail(self.bn, self.conv, h, self.out_factor, training)
+        return _up_and_tail(self.blocks, self.bn, self.conv, latents, self.out_factor, training)
 
     def get_config(self):
         return {

@@ -160,26 +160,28 @@ def generator_from_reference(path, out_factor, name="generator"):
     return load_reference_weights(net, path)
 
 
+def _retrofit_channels(path, last_conv, family):
+    """``(input channels, width, output channels)`` of a retrofit decoder's or encoder's checkpoint.
+
+    Both start with a stem block whose first conv takes the input (latent grid or image) to ``width``
+    channels, and end with the conv ``last_conv`` that gives the output (image or latent grid).
+    """
+    shapes = checkpoint_shapes(path)
+    _, _, inputs, width = _require(shapes, "block1/conv_1/kernel", path, family)
+    return inputs, width, _require(shapes, f"{last_conv}/kernel", path, family)[3]
+
+
 def decoder_from_reference(path, out_factor, latent_hw=(16, 16), name="retrofit_decoder"):
     """Build a ``RetrofitDecoder`` fitting the checkpoint, and load it."""
-    shapes = checkpoint_shapes(path)
-    _, _, latent_channels, width = _require(shapes, "block1/conv_1/kernel", path, "retrofit decoder")
-    channels = _require(shapes, "conv_5/kernel", path, "retrofit decoder")[3]
-    net = RetrofitDecoder(
-        width=width,
-        channels=channels,
-        latent_shape=(*latent_hw, latent_channels),
-        out_factor=out_factor,
-        name=name,
-    )
+    latent_channels, width, channels = _retrofit_channels(path, "conv_5", "retrofit decoder")
+    latent_shape = (*latent_hw, latent_channels)
+    net = RetrofitDecoder(width=width, channels=channels, latent_shape=latent_shape, out_factor=out_factor, name=name)
     return load_reference_weights(net, path)
 
 
 def encoder_from_reference(path, normalize=True, image_size=32, name="retrofit_encoder"):
     """Build a ``RetrofitEncoder`` fitting the checkpoint, and load it."""
-    shapes = checkpoint_shapes(path)
-    _, _, channels, width = _require(shapes, "block1/conv_1/kernel", path, "retrofit encoder")
-    latent_channels = _require(shapes, "conv2latent/kernel", path, "retrofit encoder")[3]
+    channels, width, latent_channels = _retrofit_channels(path, "conv2latent", "retrofit encoder")
     net = RetrofitEncoder(
         width=width,
         channels=channels,
