@@ -2,7 +2,7 @@
 
 import json
 
-from hat_ebm_tf.training.grid import format_grid, run_grid
+from hat_ebm_tf.training.grid import fd_trend, format_grid, run_grid
 from hat_ebm_tf.training.grid_sets import GRID
 
 
@@ -11,6 +11,15 @@ def test_the_grid_covers_the_sets_the_issue_names_and_marks_the_held_out_ones():
     assert {("digits", 16, 1), ("digits", 32, 1), ("digits", 64, 1), ("digits:train[:200]", 16, 1)} <= sources
     assert {("digits:all", 16, 1), ("glyphs", 16, 1), ("glyphs", 32, 1), ("photo-patches", 32, 3)} <= sources
     assert any(s.tuned for s in GRID) and any(not s.tuned for s in GRID)
+
+
+def test_the_trend_compares_the_last_evaluation_with_the_one_at_a_third():
+    steps = [100, 200, 300, 400, 500, 600]
+    # A bump on the way does not count; an end above the FD at a third by more than 10 % does.
+    assert fd_trend({"step": steps, "quality_fd": [5, 3, 4, 2, 2.5, 2.2]}, 600) == (3, 2.2, False)
+    assert fd_trend({"step": steps, "quality_fd": [5, 3, 2, 2, 2, 3.5]}, 600) == (3, 3.5, True)
+    # Evaluations past the stage's steps, and NaN ones, are left out.
+    assert fd_trend({"step": steps, "quality_fd": [5, 3, float("nan"), 2, 2, 9]}, 500) == (3, 2, False)
 
 
 def test_a_grid_run_trains_its_budget_then_goes_on_and_keeps_both_reports(tmp_path, digits_reference):

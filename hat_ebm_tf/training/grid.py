@@ -48,14 +48,18 @@ def _row(report):
     }
 
 
-def _trend(history, steps):
-    """``(fd_at_a_third, fd_at_the_end, worse)``: the evaluations' FD at the first one past a third of ``steps``."""
+def fd_trend(history, steps):
+    """``(fd_at_a_third, fd_at_the_end, worse)`` of the evaluations' FD (all of one sample size).
+
+    ``fd_at_a_third`` is the first evaluation past a third of ``steps``;
+    ``worse``: the last one is above it by more than ``TREND_TOLERANCE``.
+    """
     pairs = [(s, fd) for s, fd in zip(history.get("step", []), history.get("quality_fd", []), strict=False)]
     pairs = [(s, fd) for s, fd in pairs if s <= steps and fd is not None and not math.isnan(fd)]
     later = [fd for s, fd in pairs if s >= steps / 3]
     if len(later) < 2:
         return None, None, False
-    return later[0], later[-1], max(later[1:]) > later[0] * (1 + TREND_TOLERANCE)
+    return later[0], later[-1], later[-1] > later[0] * (1 + TREND_TOLERANCE)
 
 
 def _stage(config, run, stage, start_step):
@@ -77,7 +81,7 @@ def _stage(config, run, stage, start_step):
         return {**record, "diverged": str(err), "seconds": time.time() - start}
     history = load_history(run / RunDir.HISTORY)
     gaps = [abs(g) for g in history.get("energy_diff", []) if not math.isnan(g)]
-    third, end, worse = _trend(history, config.training.steps)
+    third, end, worse = fd_trend(history, config.training.steps)
     record.update(
         diverged=None,
         seconds=time.time() - start,
