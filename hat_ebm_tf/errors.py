@@ -1,7 +1,7 @@
 """The library's error types: one per failure class, each a message that names the problem.
 
 ``hat-ebm`` turns each into a one-line message and an exit code
-(``hat_ebm_tf.cli.main.EXIT_CODES``, documented in the README). The value errors
+(``hat_ebm_tf.cli.main.EXIT_CODES``, documented in docs/formats.md). The value errors
 subclass ``ValueError``, so callers that catch ``ValueError`` keep working.
 """
 

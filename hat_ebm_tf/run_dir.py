@@ -3,7 +3,7 @@ checking that a directory can take a run (``check_run_dir``).
 
 A run directory is written by ``hat-ebm train`` (``hat_ebm_tf.training.train``)
 or ``hat-ebm import-reference``, and read by ``sample``, ``fid`` and
-``export``. Its file names are public (the README documents them): they are
+``export``. Its file names are public (docs/formats.md documents them): they are
 named here once, and every reader and writer takes them from ``RunDir``.
 
 TensorFlow, Keras and the model are imported inside ``RunDir.load_model``
@@ -37,7 +37,7 @@ class RunDir:
     TRAINING_CURVE = "training_curve.png"
     SAMPLES = "samples.npz"  # ``images``: uint8 [N, H, W, C] drawn with the evaluation sampler
     SAMPLE_GRID = "samples.png"
-    QUALITY = "quality.json"  # digits runs: the quality table
+    QUALITY = "quality.json"  # the quality report of the samples (hat_ebm_tf.quality.report)
     TENSORBOARD = "tensorboard"
     WORKERS = "workers"  # workers/<id>/: non-chief workers' outputs (multi-worker runs)
     LOCK = ".lock"  # held by the process training in the directory

@@ -33,6 +33,7 @@ LONGEST_FIRST = (
     "test_exit_codes.py",  # 45 (67 on a loaded machine)
     "test_savedmodel.py",  # 46
     "test_longrun.py",  # 45
+    "test_docs.py",  # 30: it runs the README's Python example
     "test_tensorboard_log.py",  # 34
     "test_calibration.py",  # 33
     "test_callbacks.py",  # 29

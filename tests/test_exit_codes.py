@@ -1,4 +1,4 @@
-"""The README's exit-code table, command by command: a representative bad input of each kind, in every command.
+"""docs/formats.md's exit-code table, command by command: a representative bad input of each kind, in every command.
 
 Each case runs ``hat-ebm ARGV`` through the entry point's ``main()`` in this
 process (tests/test_cli.py runs the installed script itself) and checks the
@@ -27,7 +27,7 @@ from hat_ebm_tf.networks import Generator, HatNetwork
 from hat_ebm_tf.serving.savedmodel import MAX_VERSION
 from tests.helpers import FIXTURES, array_config
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+EXIT_CODE_TABLE = Path(__file__).resolve().parents[1] / "docs" / "formats.md"
 # The kinds of the one-line message, by exit code (hat_ebm_tf.cli.main.EXIT_CODES).
 KINDS = {}
 for _, _code, _kind in EXIT_CODES:
@@ -286,8 +286,8 @@ def test_each_kind_of_bad_input_gets_its_documented_exit_code_and_one_line(case,
     assert found and found[1] in KINDS[code], last
     assert re.search(match, last), last
     assert not found[2].startswith(("hat-ebm ", f"{found[1]}: ")), last  # the prefix and the kind once
-    section = README.read_text().split("\n## Exit codes\n")[1].split("\n## ")[0]
-    assert re.search(rf"^\| {code} \|", section, re.MULTILINE), f"exit code {code} is not in the README's table"
+    section = EXIT_CODE_TABLE.read_text().split("\n## Exit codes\n")[1].split("\n## ")[0]
+    assert re.search(rf"^\| {code} \|", section, re.MULTILINE), f"exit code {code} is not in docs/formats.md's table"
 
 
 def test_a_bad_export_name_is_refused_before_tensorflow_loads(tmp_path):

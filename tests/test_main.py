@@ -27,7 +27,7 @@ from hat_ebm_tf.errors import (
 from hat_ebm_tf.sampler_config import LangevinConfig
 from tests.helpers import cli_fails
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+EXIT_CODE_TABLE = Path(__file__).resolve().parents[1] / "docs" / "formats.md"
 
 
 # ------------------------------------------------------------------ exit codes
@@ -53,8 +53,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_each_failure_class_has_a_documented_exit_code(error, code):
     got, kind, message = describe_failure(error)
     assert got == code and kind and message
-    section = README.read_text().split("\n## Exit codes\n")[1].split("\n## ")[0]
-    assert re.search(rf"^\| {code} \|", section, re.MULTILINE), f"exit code {code} is not in the README's table"
+    section = EXIT_CODE_TABLE.read_text().split("\n## Exit codes\n")[1].split("\n## ")[0]
+    assert re.search(rf"^\| {code} \|", section, re.MULTILINE), f"exit code {code} is not in docs/formats.md's table"
 
 
 def test_a_bug_keeps_its_traceback():
@@ -112,7 +112,7 @@ SAMPLING_COMMANDS = {
 
 
 def test_sampler_flags_cover_every_langevin_setting_with_its_type():
-    # Built from LangevinConfig's fields; the flag names are public (the README documents them).
+    # Built from LangevinConfig's fields; the flag names are public (docs/sampling.md documents them).
     assert {field: flag for field, (flag, _, _) in SAMPLER_FLAGS.items()} == {
         "num_steps": "--steps",
         "step_size": "--step-size",

@@ -2,7 +2,7 @@
 
 Every failure the user can cause ends in one line on stderr,
 ``hat-ebm <command>: <kind>: <message>``, and an exit code of ``EXIT_CODES``
-(documented in the README), never a traceback.
+(documented in docs/formats.md), never a traceback.
 """
 
 import argparse

@@ -7,7 +7,7 @@ samples a law that is biased by O(ε²); MALA's accept step removes the bias at
 any step size (``hat_ebm_tf.mala``).
 
 ``python -m hat_ebm_tf.evaluation.analytic OUT.png`` draws the figure of the
-README: histograms of unadjusted Langevin and MALA against the target density.
+docs/sampling.md: histograms of unadjusted Langevin and MALA against the target density.
 """
 
 import argparse
@@ -142,7 +142,7 @@ def save_figure(path, cases, num_chains=1000, seed=0):
     plt.close(fig)
 
 
-# The cases of the test and the README: step sizes at which unadjusted Langevin is visibly biased.
+# The cases of the test and docs/sampling.md: step sizes at which unadjusted Langevin is visibly biased.
 # name → (title, target, sampler); the clip of "gaussian_clipped" binds in the bulk of the target
 # (the unclipped drift step at ||y|| = 2 is 1.44), so its proposal densities must include the clipping.
 CASES = {

@@ -6,7 +6,7 @@ Run-directory files (public names):
     ``history.json``        per-epoch tracker values and steps, kept across resumes
     ``training_curve.png``  the trackers against steps
     ``model.keras``         the trained model (EMA weights), for ``hat-ebm sample``
-    ``samples.npz``         ``images``: uint8 ``[N, H, W, C]`` drawn with the trained sampler
+    ``samples.npz``         ``images``: uint8 ``[N, H, W, C]`` drawn with the evaluation sampler
     ``samples.png``         a grid of the first samples
     ``quality.json``        the quality report of the samples, beside a floor, a baseline and the generator alone
     ``tensorboard/``        scalars and sample grids at training steps (when ``training.tensorboard_every``
@@ -250,7 +250,7 @@ def run_training(config, run_dir, verbose=1):
         verbose: Keras verbosity (1: progress bar).
 
     Returns:
-        dict summary: steps, wall times and, for digits, the quality figures.
+        dict summary: steps, wall times, rollbacks and (synthesis, refine, retrofit) the quality report.
 
     Raises:
         RunDirError: the run directory cannot take this run (see ``check_run_dir``).
