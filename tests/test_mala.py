@@ -159,7 +159,7 @@ def test_config_files_take_metropolis():
 
     values = yaml.safe_load((CONFIG_DIR / "digits.yaml").read_text())
     values["sampler"]["metropolis"] = True
-    values["evaluation"]["sampler"]["metropolis"] = False
+    values["evaluation"]["sampler"] = {"metropolis": False}
     config = parse_config(values)
     assert config.sampler.metropolis and not config.evaluation.sampler.metropolis
     values["sampler"]["metropolis"] = "yes"
