@@ -451,32 +451,13 @@ def test_the_manual_is_there():
 
 
 @pytest.mark.parametrize("name", MANUAL)
-def test_no_merge_conflict_markers(name):
-    problems = conflict_markers(name, _read(name))
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.parametrize("name", MANUAL)
-def test_relative_links_resolve(name):
-    problems = broken_links(name, _read(name))
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.parametrize("name", MANUAL)
-def test_link_anchors_name_headings(name):
-    problems = broken_anchors(name, _read(name))
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.parametrize("name", MANUAL)
-def test_repository_paths_in_backticks_exist(name):
-    problems = missing_paths(name, _read(name))
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.parametrize("name", MANUAL)
-def test_hat_ebm_flags_shown_are_in_the_commands_help(name):
-    problems = unknown_flags(name, _read(name))
+@pytest.mark.parametrize(
+    "check",
+    [conflict_markers, broken_links, broken_anchors, missing_paths, unknown_flags],
+    ids=["no conflict markers", "relative links resolve", "anchors name headings", "paths exist", "flags exist"],
+)
+def test_the_manual_passes_each_check(check, name):
+    problems = check(name, _read(name))
     assert not problems, "\n".join(problems)
 
 
