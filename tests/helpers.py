@@ -271,3 +271,10 @@ def finish_process(process):
 def call_signature(loaded, signature, **inputs):
     """The outputs of signature ``signature`` of a loaded SavedModel, as NumPy arrays by name."""
     return {k: v.numpy() for k, v in loaded.signatures[signature](**inputs).items()}
+
+
+def exit_code_is_documented(code):
+    """Whether docs/formats.md's exit-code table has a row for ``code``."""
+    table = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    section = table.split("\n## Exit codes\n")[1].split("\n## ")[0]
+    return re.search(rf"^\| {code} \|", section, re.MULTILINE) is not None
