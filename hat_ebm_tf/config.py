@@ -165,6 +165,8 @@ class NetworkConfig:
             behind the Gaussian fitted to the autoencoder's codes of its training
             images, ``hat_ebm_tf.networks.PriorDecoder``; needs an autoencoder
             run's ``model.keras``).
+        prior_components: autoencoder: the Gaussians of the prior fitted to
+            its codes at the end of the run (1: one Gaussian; more: a mixture).
     """
 
     hat_width: int = 256
@@ -175,6 +177,7 @@ class NetworkConfig:
     out_factor: float = 2.0
     generator_checkpoint: str | None = None
     latent_prior: str = "standard"
+    prior_components: int = 1
 
     def __post_init__(self):
         _require(
@@ -185,7 +188,7 @@ class NetworkConfig:
             self.latent_prior in ("standard", "fitted"),
             f"networks.latent_prior={self.latent_prior!r}: expected 'standard' or 'fitted'",
         )
-        for name in ("hat_width", "generator_width", "latent_dim", "latent_hw"):
+        for name in ("hat_width", "generator_width", "latent_dim", "latent_hw", "prior_components"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value > 0, f"networks.{name}={value!r} must be a positive integer")
         check_positive("networks.out_factor", self.out_factor)

@@ -244,50 +244,109 @@ class RetrofitDecoder(keras.Model):
         }
 
 
+def add_prior_weights(layer, components, size):
+    """The fixed weights of a fitted latent prior on ``layer``: ``prior_weights`` ``[K]``, ``prior_mean`` ``[K, D]``
+    and ``prior_scale`` ``[K, D, D]`` (until fitted: one component, or K equal ones, of ``N(0, I)``)."""
+    if not (isinstance(components, int) and not isinstance(components, bool) and components >= 1):
+        raise ValueError(f"latent prior: components={components!r} must be a positive integer")
+
+    def identities(shape, dtype=None):
+        return ops.broadcast_to(ops.eye(size, dtype=dtype), shape)
+
+    layer.prior_weights = layer.add_weight(
+        shape=(components,),
+        initializer=keras.initializers.Constant(1.0 / components),
+        trainable=False,
+        name="prior_weights",
+    )
+    layer.prior_mean = layer.add_weight(
+        shape=(components, size), initializer="zeros", trainable=False, name="prior_mean"
+    )
+    layer.prior_scale = layer.add_weight(
+        shape=(components, size, size), initializer=identities, trainable=False, name="prior_scale"
+    )
+
+
+# Φ(ε) of a float32 ε saturates at 1 for ε above about 5.3: the renormalised
+# uniform stays inside (0, 1) so that Φ⁻¹ of it is finite.
+_UNIFORM_MARGIN = 1e-7
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class PriorDecoder(keras.Model):
-    """A decoder behind a fitted Gaussian prior: ``G(ε) = D(μ + S·ε)``, ``ε ~ N(0, I)``.
+    """A decoder behind a prior fitted to its codes: ``G(ε) = D(μ_k + S_k·ε')``, ``ε ~ N(0, I)``.
 
     A deterministic autoencoder's codes are not ``N(0, I)``: decoded, random
-    latents are blots of a few classes. Fitting a Gaussian to the encoder's
+    latents are blots of a few classes. Fitting a density to the encoder's
     codes of the training images (ex-post density estimation, as Ghosh et
-    al. 2020 do for regularised autoencoders) and reading it through ``S``
-    (the covariance's symmetric square root) makes ``ε ~ N(0, I)`` decode to
-    images of every class; the joint Langevin chain then moves ``ε`` in
-    whitened coordinates. ``μ`` and ``S`` are fixed weights
+    al. 2020 do for regularised autoencoders) and reading ``ε ~ N(0, I)``
+    through it makes the decoder draw every class; the joint Langevin chain
+    then moves ``ε`` in whitened coordinates. The density is a mixture of K
+    Gaussians ``(w_k, μ_k, S_k)``, ``S_k`` the symmetric square root of the
+    k-th covariance. With K > 1 the first coordinate of ``ε`` is split into
+    the component and a fresh normal by the inverse-CDF method:
+    ``u = Φ(ε_0)`` picks the k whose cumulative-weight interval
+    ``[c_{k-1}, c_k)`` holds it, and ``ε'_0 = Φ⁻¹((u − c_{k-1}) / w_k)`` is
+    again ``N(0, 1)`` and independent of k, so ``μ_k + S_k·ε'`` is an exact
+    draw of the mixture. With K = 1, ``ε' = ε``. The weights are fixed
     (``Autoencoder.fit_latent_prior`` sets them).
 
     Args:
         decoder: ``[B, *latent_shape]`` → ``[B, H, W, C]`` (``RetrofitDecoder``).
+        components: K ≥ 1.
 
     Call:
         latents: ``[B, *latent_shape]``, the whitened ``ε``.
         training: the decoder's batch-norm mode.
 
     Returns:
-        the decoder's images of ``μ + S·ε``.
+        the decoder's images of ``μ_k + S_k·ε'``.
     """
 
-    def __init__(self, decoder, **kwargs):
+    def __init__(self, decoder, components=1, **kwargs):
         super().__init__(**kwargs)
         self.decoder = decoder
         self.latent_shape = tuple(decoder.latent_shape)
         self.image_size, self.channels = decoder.image_size, decoder.channels
-        size = math.prod(self.latent_shape)
-        self.prior_mean = self.add_weight(shape=(size,), initializer="zeros", trainable=False, name="prior_mean")
-        self.prior_scale = self.add_weight(
-            shape=(size, size), initializer="identity", trainable=False, name="prior_scale"
+        self.components = components
+        add_prior_weights(self, components, math.prod(self.latent_shape))
+
+    def _split_first_coordinate(self, flat):
+        """``(one-hot component [B, K], ε' [B, D])`` of ``ε`` ``[B, D]`` (the inverse-CDF split above)."""
+        weights = ops.cast(self.prior_weights, flat.dtype)
+        upper = ops.cumsum(weights)
+        lower = upper - weights
+        uniform = 0.5 * (1.0 + ops.erf(flat[:, :1] / math.sqrt(2.0)))  # [B, 1]
+        # The last interval is closed above, so that u = 1 (saturated Φ) still picks a component.
+        inside = ops.logical_and(
+            uniform >= lower, ops.logical_or(uniform < upper, ops.arange(self.components) == self.components - 1)
         )
+        one_hot = ops.cast(inside, flat.dtype)
+        one_hot = one_hot * ops.cast(
+            ops.cumsum(one_hot, axis=1) <= 1.0, flat.dtype
+        )  # the first k where rounding overlaps
+        renormalised = ops.sum(one_hot * (uniform - lower) / weights, axis=1, keepdims=True)
+        renormalised = ops.clip(renormalised, _UNIFORM_MARGIN, 1.0 - _UNIFORM_MARGIN)
+        first = math.sqrt(2.0) * ops.erfinv(2.0 * renormalised - 1.0)
+        return one_hot, ops.concatenate([first, flat[:, 1:]], axis=1)
 
     def call(self, latents, training=False):
-        flat = ops.reshape(latents, (-1, self.prior_mean.shape[0]))
-        codes = ops.cast(self.prior_mean, flat.dtype) + ops.matmul(
-            flat, ops.transpose(ops.cast(self.prior_scale, flat.dtype))
-        )
+        flat = ops.reshape(latents, (-1, self.prior_mean.shape[-1]))
+        mean, scale = ops.cast(self.prior_mean, flat.dtype), ops.cast(self.prior_scale, flat.dtype)
+        if self.components == 1:
+            codes = mean[0] + ops.matmul(flat, ops.transpose(scale[0]))
+        else:
+            one_hot, whitened = self._split_first_coordinate(flat)
+            every = mean[None] + ops.einsum("kij,bj->bki", scale, whitened)  # [B, K, D]: each component's code
+            codes = ops.sum(one_hot[:, :, None] * every, axis=1)
         return self.decoder(ops.reshape(codes, (-1, *self.latent_shape)), training=training)
 
     def get_config(self):
-        return {**super().get_config(), "decoder": keras.saving.serialize_keras_object(self.decoder)}
+        return {
+            **super().get_config(),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "components": self.components,
+        }
 
     @classmethod
     def from_config(cls, config):

@@ -58,7 +58,7 @@ def tiny_model(mode="synthesis", sampler=None, bank_size=32, seed=0, **kwargs):
     return model
 
 
-def tiny_autoencoder(latent_noise=0.02, seed=0, optimizer=None):
+def tiny_autoencoder(latent_noise=0.02, seed=0, optimizer=None, prior_components=1):
     """A compiled 16×16×1 ``Autoencoder`` of width 8 with an 8×8×1 latent grid (default: ``FusedAdam`` 3e-3)."""
     model = Autoencoder(
         RetrofitEncoder(width=8, channels=1, image_size=16),
@@ -66,6 +66,7 @@ def tiny_autoencoder(latent_noise=0.02, seed=0, optimizer=None):
         latent_noise=latent_noise,
         loss_factor=1000.0,
         seed=seed,
+        prior_components=prior_components,
     )
     model.compile(optimizer=optimizer or FusedAdam(3e-3))
     return model

@@ -219,12 +219,13 @@ def test_a_tiny_retrofit_improves_on_its_decoder(quality_classifier):
     """Retrofit on a tiny autoencoder's decoder: its joint chains' samples are nearer the held-out digits than G(z)."""
     keras.utils.set_random_seed(0)  # the networks' initialisation
     train, held_out = load_digits(16), load_digits(16, split="held_out")
-    autoencoder = tiny_autoencoder()
+    # digits_retrofit's prior and sampler: a mixture over the codes, and a residual chain that contracts (ε²τ = 0.2).
+    autoencoder = tiny_autoencoder(prior_components=10)
     autoencoder.fit(array_dataset(train, 32), steps_per_epoch=100, epochs=1, verbose=0)
     autoencoder.fit_latent_prior(train)
     decoder = autoencoder.prior_decoder()
     sampler = LangevinConfig(
-        num_steps=15, step_size=0.01, latent_step_size=0.01, temperature=1e-3, update_latents=True, tau=50.0
+        num_steps=10, step_size=0.01, latent_step_size=1e-3, temperature=1e-3, update_latents=True, tau=2000.0
     )
     model = HatEBM(HatNetwork(16, 16, 1), decoder, mode="retrofit", sampler=sampler, data_epsilon=0.03, seed=0)
     model.compile(hat_optimizer=FusedAdam(3e-4, use_ema=True, ema_momentum=0.9))

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import scipy.special
 
 from hat_ebm_tf.choices import GENERATOR_TABLE, HAT_TABLE
 from hat_ebm_tf.networks import Generator, HatNetwork, PriorDecoder, RetrofitDecoder, RetrofitEncoder
@@ -70,9 +71,51 @@ def test_bad_width_and_channels_are_named():
         RetrofitDecoder(width=8, latent_shape=(16, 16))
 
 
-def test_prior_decoder_roundtrip(rng, tmp_path):
-    prior = PriorDecoder(RetrofitDecoder(8, 1, (8, 8, 1)))
-    prior.prior_mean.assign(rng.normal(size=64).astype(np.float32))
-    prior.prior_scale.assign(np.diag(rng.uniform(0.5, 1.5, 64)).astype(np.float32))
+@pytest.mark.parametrize("components", [1, 3])
+def test_prior_decoder_roundtrip(rng, tmp_path, components):
+    prior = PriorDecoder(RetrofitDecoder(8, 1, (8, 8, 1)), components)
+    prior.prior_weights.assign(rng.dirichlet(np.ones(components)).astype(np.float32))
+    prior.prior_mean.assign(rng.normal(size=(components, 64)).astype(np.float32))
+    prior.prior_scale.assign(
+        np.stack([np.diag(rng.uniform(0.5, 1.5, 64)) for _ in range(components)]).astype(np.float32)
+    )
     assert prior.latent_shape == (8, 8, 1) and (prior.image_size, prior.channels) == (16, 1)
     _keras_roundtrip(prior, rng.normal(size=(2, 8, 8, 1)).astype(np.float32), tmp_path)
+
+
+def _mixture_decoder(rng, weights):
+    """A ``PriorDecoder`` of random means and scales over a tiny decoder, and its decoder."""
+    decoder = RetrofitDecoder(8, 1, (8, 8, 1))
+    prior = PriorDecoder(decoder, len(weights))
+    prior.prior_weights.assign(np.asarray(weights, np.float32))
+    prior.prior_mean.assign(rng.normal(size=(len(weights), 64)).astype(np.float32))
+    prior.prior_scale.assign(rng.normal(scale=0.3, size=(len(weights), 64, 64)).astype(np.float32))
+    return prior, decoder
+
+
+def test_a_mixture_prior_decodes_the_component_and_the_renormalised_normal_of_the_first_coordinate(rng):
+    """ε_0 = Φ⁻¹(c_{k−1} + w_k·v) decodes μ_k + S_k·ε' with ε'_0 = Φ⁻¹(v): the inverse-CDF split, by hand."""
+    weights = [0.2, 0.5, 0.3]
+    prior, decoder = _mixture_decoder(rng, weights)
+    lower = np.cumsum([0.0, *weights[:-1]])
+    components, fractions = np.array([0, 1, 2, 1, 2]), np.array([0.5, 0.1, 0.9, 0.75, 0.3])
+    eps = rng.normal(size=(5, 64))
+    eps[:, 0] = scipy.special.ndtri(lower[components] + np.take(weights, components) * fractions)
+    whitened = eps.copy()
+    whitened[:, 0] = scipy.special.ndtri(fractions)
+    means, scales = prior.prior_mean.numpy()[components], prior.prior_scale.numpy()[components]
+    codes = means + np.einsum("bij,bj->bi", scales, whitened)
+    expected = decoder(codes.reshape(5, 8, 8, 1).astype(np.float32))
+    np.testing.assert_allclose(prior(eps.reshape(5, 8, 8, 1).astype(np.float32)), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_mixture_prior_draws_each_component_with_its_weight(rng):
+    """With zero scales every code is a component's mean: the shares of 6000 draws of ε ~ N(0, I) match the weights."""
+    weights = np.array([0.1, 0.6, 0.3])
+    prior, decoder = _mixture_decoder(rng, weights)
+    prior.prior_scale.assign(np.zeros((3, 64, 64), np.float32))
+    images = np.asarray(prior(rng.normal(size=(6000, 8, 8, 1)).astype(np.float32))).reshape(6000, -1)
+    centres = np.asarray(decoder(prior.prior_mean.numpy().reshape(3, 8, 8, 1))).reshape(3, -1)
+    nearest = np.argmin(((images[:, None] - centres[None]) ** 2).sum(axis=2), axis=1)
+    # Binomial standard error of a share at n = 6000 is at most 0.0065: 0.025 is about 4 of them.
+    np.testing.assert_allclose(np.bincount(nearest, minlength=3) / 6000, weights, atol=0.025)

@@ -119,7 +119,14 @@ def build_model(config, pretrained=True):
         encoder = RetrofitEncoder(
             config.networks.generator_width, config.data.channels, image_size=config.data.image_size
         )
-        model = Autoencoder(encoder, generator, train.data_epsilon, train.gen_loss_factor, seed=config.seed)
+        model = Autoencoder(
+            encoder,
+            generator,
+            train.data_epsilon,
+            train.gen_loss_factor,
+            seed=config.seed,
+            prior_components=config.networks.prior_components,
+        )
         model.compile(optimizer=FusedAdam(hat_lr))
         return model
     model = HatEBM(
