@@ -9,12 +9,15 @@ import pytest
 
 from hat_ebm_tf.data import load_digits
 from hat_ebm_tf.quality import classifier as qc
+from hat_ebm_tf.quality.cache import FitSettings
 
 # A classifier that trains in a second, for the cache mechanics (the report uses LABELLED_SETS' settings).
 TINY = dataclasses.replace(
     qc.LABELLED_SETS["digits"],
     name="tiny",
-    settings=qc.ClassifierSettings(conv_filters=(4, 0), feature_dim=8, epochs=1),
+    settings=qc.ClassifierSettings(
+        conv_filters=(4, 0), feature_dim=8, fit=FitSettings(epochs=1, batch_size=50, learning_rate=3e-3)
+    ),
 )
 
 

@@ -8,7 +8,9 @@ import tensorflow as tf
 from hat_ebm_tf.data import load_digits
 from hat_ebm_tf.quality import encoder as qe
 
-TINY = dataclasses.replace(qe.ENCODER, widths=(4, 4, 8), max_steps=5, batch_size=16)
+TINY = dataclasses.replace(
+    qe.ENCODER, widths=(4, 4, 8), max_steps=5, fit=dataclasses.replace(qe.ENCODER.fit, batch_size=16)
+)
 
 
 def test_shifts_move_each_image_by_whole_pixels():

@@ -9,6 +9,7 @@ and replaced, and a cache that cannot be written costs a retraining next
 time, nothing more.
 """
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,6 +28,25 @@ CACHE_ENV = "HAT_EBM_CACHE"
 # What a damaged or foreign cache file raises when read.
 UNREADABLE = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
 log = logging.getLogger("hat_ebm_tf.quality")
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """How a quality network trains: the settings its weights depend on that every kind of network has.
+
+    Attributes:
+        epochs: passes over the train images.
+        batch_size: images per step.
+        learning_rate: Adam's initial rate, cosine-decayed to 0 over the run.
+        seed: seed of the initialisation and of every draw of the training.
+        revision: raised whenever the training code changes.
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int = 0
+    revision: int = 1
 
 
 def cache_dir():

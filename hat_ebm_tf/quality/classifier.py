@@ -23,9 +23,12 @@ import tensorflow as tf
 
 from hat_ebm_tf.data import load_digits
 from hat_ebm_tf.offline_sets import GLYPH_CLASSES, glyphs
-from hat_ebm_tf.quality.cache import UNREADABLE, cache_dir, cache_key, load_weights, save_weights
+from hat_ebm_tf.quality.cache import UNREADABLE, FitSettings, cache_dir, cache_key, load_weights, save_weights
 
 log = logging.getLogger("hat_ebm_tf.quality")
+
+
+DIGITS_FIT = FitSettings(epochs=30, batch_size=50, learning_rate=3e-3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,24 +40,17 @@ class ClassifierSettings:
             marks a 2×2 max-pooling.
         feature_dim: width of the penultimate (feature) layer.
         dropout: dropout rate after the feature layer, in training.
-        epochs: passes over the train split.
-        batch_size: images per step.
-        learning_rate: Adam's initial rate, cosine-decayed to 0.
         max_shift: augmentation: every image is shifted by up to this many
             pixels in each direction (the background fills in).
-        seed: seed of the initialisation, shuffling, shifts and dropout.
-        revision: raised whenever the training code changes.
+        fit: epochs over the train split, batch, rate and the seed of the
+            initialisation, shuffling, shifts and dropout.
     """
 
     conv_filters: tuple[int, ...] = (32, 32, 0, 64, 0)
     feature_dim: int = 64
     dropout: float = 0.3
-    epochs: int = 30
-    batch_size: int = 50
-    learning_rate: float = 3e-3
     max_shift: int = 1
-    seed: int = 0
-    revision: int = 1
+    fit: FitSettings = DIGITS_FIT
 
 
 def prepare(images, size):
@@ -105,7 +101,9 @@ LABELLED_SETS = {
         tuple(GLYPH_CLASSES),
         32,
         _glyphs,
-        ClassifierSettings(conv_filters=(32, 0, 64, 0, 64, 0), learning_rate=1e-3, epochs=8),
+        ClassifierSettings(
+            conv_filters=(32, 0, 64, 0, 64, 0), fit=FitSettings(epochs=8, batch_size=50, learning_rate=1e-3)
+        ),
     ),
 }
 
@@ -230,7 +228,7 @@ def _build(labelled):
         if filters == 0:
             layers.append(keras.layers.MaxPooling2D(dtype="float32"))
             continue
-        init = keras.initializers.HeNormal(seed=settings.seed + index)
+        init = keras.initializers.HeNormal(seed=settings.fit.seed + index)
         layers.append(
             keras.layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=init, dtype="float32")
         )
@@ -240,15 +238,15 @@ def _build(labelled):
         keras.layers.Dense(
             settings.feature_dim,
             activation="relu",
-            kernel_initializer=keras.initializers.HeNormal(seed=settings.seed + count),
+            kernel_initializer=keras.initializers.HeNormal(seed=settings.fit.seed + count),
             name="features",
             dtype="float32",
         ),
-        keras.layers.Dropout(settings.dropout, seed=settings.seed, dtype="float32"),
+        keras.layers.Dropout(settings.dropout, seed=settings.fit.seed, dtype="float32"),
         keras.layers.Dense(
             len(labelled.classes),
             activation="softmax",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=settings.seed + count + 1),
+            kernel_initializer=keras.initializers.GlorotUniform(seed=settings.fit.seed + count + 1),
             dtype="float32",
         ),
     ]
@@ -270,26 +268,26 @@ def _train(labelled):
     """The classifier trained on the train split: one ``fit`` over a pre-drawn, shuffled and shifted stream.
 
     Nothing global is touched (no global seeds): every random draw comes from
-    ``settings.seed``. On CPU the ops are deterministic, so the same settings
+    ``settings.fit.seed``. On CPU the ops are deterministic, so the same settings
     and versions give the same weights.
     """
     settings = labelled.settings
     images, labels = labelled.read("train")
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(settings.fit.seed)
     stream, targets = [], []
-    for _ in range(settings.epochs):
+    for _ in range(settings.fit.epochs):
         order = rng.permutation(len(images))
         stream.append(_shifted(images[order], rng, settings.max_shift))
         targets.append(labels[order])
-    steps = math.ceil(settings.epochs * len(images) / settings.batch_size)
+    steps = math.ceil(settings.fit.epochs * len(images) / settings.fit.batch_size)
     with tf.device("/CPU:0"):
         model = _build(labelled)
-        schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
+        schedule = keras.optimizers.schedules.CosineDecay(settings.fit.learning_rate, steps)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
         model.fit(
             np.concatenate(stream),
             np.concatenate(targets),
-            batch_size=settings.batch_size,
+            batch_size=settings.fit.batch_size,
             epochs=1,
             shuffle=False,
             verbose=0,

@@ -27,9 +27,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hat_ebm_tf.quality.cache import UNREADABLE, array_digest, cache_dir, cache_key, load_weights, save_weights
+from hat_ebm_tf.quality.cache import (
+    UNREADABLE,
+    FitSettings,
+    array_digest,
+    cache_dir,
+    cache_key,
+    load_weights,
+    save_weights,
+)
 
 log = logging.getLogger("hat_ebm_tf.quality")
+
+
+ENCODER_FIT = FitSettings(epochs=50, batch_size=128, learning_rate=2e-3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,30 +53,23 @@ class EncoderSettings:
             with a global average pooling (the features).
         projection_dim: output of the two-layer projection head that the
             contrastive loss sees (the features are taken before it).
-        epochs: passes over the train images, at most ``max_steps`` steps
-            (a small data set trains in a few seconds).
-        max_steps: the most training steps.
-        batch_size: images per step (each seen as two crops).
-        learning_rate: Adam's rate, cosine-decayed to 0.
+        max_steps: the most training steps (a small data set trains in a
+            few seconds).
         temperature: the contrastive loss's softmax temperature.
         max_shift: each view is the image moved by a random whole number of
             pixels, up to this fraction of its side (edges mirrored): whole
             pixels, so that no view is smoothed by interpolation and the
             features stay sensitive to blur and noise.
-        seed: seed of the initialisation and of every draw.
-        revision: raised whenever the training code changes.
+        fit: epochs over the train images (at most ``max_steps`` steps),
+            batch (each image seen as two crops), rate and seed.
     """
 
     widths: tuple[int, int, int] = (16, 32, 64)
     projection_dim: int = 64
-    epochs: int = 50
     max_steps: int = 400
-    batch_size: int = 128
-    learning_rate: float = 2e-3
     temperature: float = 0.2
     max_shift: float = 0.125
-    seed: int = 0
-    revision: int = 1
+    fit: FitSettings = ENCODER_FIT
 
 
 ENCODER = EncoderSettings()
@@ -104,7 +108,7 @@ def _build(shape, settings):
     pooled = []
     for stage, filters in enumerate(settings.widths):
         for k in range(2):
-            init = keras.initializers.HeNormal(seed=settings.seed + 2 * stage + k)
+            init = keras.initializers.HeNormal(seed=settings.fit.seed + 2 * stage + k)
             x = keras.layers.Conv2D(
                 filters, 3, padding="same", activation="relu", kernel_initializer=init, dtype="float32"
             )(x)
@@ -120,12 +124,12 @@ def _projection(settings):
             keras.layers.Dense(
                 settings.widths[-1],
                 activation="relu",
-                kernel_initializer=keras.initializers.HeNormal(seed=settings.seed + 100),
+                kernel_initializer=keras.initializers.HeNormal(seed=settings.fit.seed + 100),
                 dtype="float32",
             ),
             keras.layers.Dense(
                 settings.projection_dim,
-                kernel_initializer=keras.initializers.GlorotUniform(seed=settings.seed + 101),
+                kernel_initializer=keras.initializers.GlorotUniform(seed=settings.fit.seed + 101),
                 dtype="float32",
             ),
         ]
@@ -166,16 +170,16 @@ def _train(images, settings):
         head = _projection(settings)
         head.build((None, settings.widths[-1]))
         variables = encoder.trainable_weights + head.trainable_weights
-        batch = min(settings.batch_size, len(images))
-        steps = min(settings.max_steps, math.ceil(settings.epochs * len(images) / batch))
-        schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
+        batch = min(settings.fit.batch_size, len(images))
+        steps = min(settings.max_steps, math.ceil(settings.fit.epochs * len(images) / batch))
+        schedule = keras.optimizers.schedules.CosineDecay(settings.fit.learning_rate, steps)
         optimizer = keras.optimizers.Adam(schedule)
         optimizer.build(variables)
         table = tf.constant(images)
 
         @tf.function(autograph=False)
         def step(index):
-            seed = tf.stack([tf.constant(settings.seed, tf.int64), tf.cast(index, tf.int64)])
+            seed = tf.stack([tf.constant(settings.fit.seed, tf.int64), tf.cast(index, tf.int64)])
             rows = tf.random.experimental.stateless_shuffle(tf.range(len(images)), seed)[:batch]
             x = tf.gather(table, rows)
             with tf.GradientTape() as tape:
