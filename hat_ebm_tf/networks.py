@@ -322,10 +322,11 @@ class PriorDecoder(keras.Model):
             uniform >= lower, ops.logical_or(uniform < upper, ops.arange(self.components) == self.components - 1)
         )
         one_hot = ops.cast(inside, flat.dtype)
-        one_hot = one_hot * ops.cast(
-            ops.cumsum(one_hot, axis=1) <= 1.0, flat.dtype
-        )  # the first k where rounding overlaps
-        renormalised = ops.sum(one_hot * (uniform - lower) / weights, axis=1, keepdims=True)
+        # Where rounding puts u in two intervals, the first one holds it.
+        one_hot = one_hot * ops.cast(ops.cumsum(one_hot, axis=1) <= 1.0, flat.dtype)
+        # A component of weight 0 is never picked; the floor keeps its 0/0 out of the sum.
+        shares = (uniform - lower) / ops.maximum(weights, _UNIFORM_MARGIN)
+        renormalised = ops.sum(one_hot * shares, axis=1, keepdims=True)
         renormalised = ops.clip(renormalised, _UNIFORM_MARGIN, 1.0 - _UNIFORM_MARGIN)
         first = math.sqrt(2.0) * ops.erfinv(2.0 * renormalised - 1.0)
         return one_hot, ops.concatenate([first, flat[:, 1:]], axis=1)

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.special
+import tensorflow as tf
 
 from hat_ebm_tf.choices import GENERATOR_TABLE, HAT_TABLE
 from hat_ebm_tf.networks import Generator, HatNetwork, PriorDecoder, RetrofitDecoder, RetrofitEncoder
@@ -109,12 +110,24 @@ def test_a_mixture_prior_decodes_the_component_and_the_renormalised_normal_of_th
     np.testing.assert_allclose(prior(eps.reshape(5, 8, 8, 1).astype(np.float32)), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_a_mixture_prior_draws_each_component_with_its_weight(rng):
-    """With zero scales every code is a component's mean: the shares of 6000 draws of ε ~ N(0, I) match the weights."""
-    weights = np.array([0.1, 0.6, 0.3])
+@pytest.mark.parametrize("weights", [[0.1, 0.6, 0.3], [0.4, 0.0, 0.6]])
+def test_a_mixture_prior_draws_each_component_with_its_weight(rng, weights):
+    """With zero scales every code is a component's mean: the shares of 6000 draws of ε ~ N(0, I) match the weights.
+
+    A component of weight 0 is never drawn, and the images and their gradients (the joint chain's) stay finite.
+    """
+    weights = np.array(weights)
     prior, decoder = _mixture_decoder(rng, weights)
+    eps = tf.constant(rng.normal(size=(6000, 8, 8, 1)).astype(np.float32))
+    head = eps[:500]
+    with tf.GradientTape() as tape:
+        tape.watch(head)
+        decoded = prior(head)
+        total = tf.reduce_sum(decoded)
+    gradient = tape.gradient(total, head)
+    assert np.isfinite(decoded).all() and np.isfinite(gradient).all()
     prior.prior_scale.assign(np.zeros((3, 64, 64), np.float32))
-    images = np.asarray(prior(rng.normal(size=(6000, 8, 8, 1)).astype(np.float32))).reshape(6000, -1)
+    images = np.asarray(prior(eps)).reshape(6000, -1)
     centres = np.asarray(decoder(prior.prior_mean.numpy().reshape(3, 8, 8, 1))).reshape(3, -1)
     nearest = np.argmin(((images[:, None] - centres[None]) ** 2).sum(axis=2), axis=1)
     # Binomial standard error of a share at n = 6000 is at most 0.0065: 0.025 is about 4 of them.
