@@ -82,5 +82,8 @@ def test_a_small_data_set_gets_more_data_noise_and_fewer_steps():
     small = parse_config(recipe.derive(recipe.DataFacts("digits:train[:200]", 8, 1, 200)))
     large = parse_config(recipe.derive(recipe.DataFacts("digits", 8, 1, 1000)))
     assert large.training.data_epsilon == recipe.DATA_EPSILON and large.training.steps == 2500
+    # At 32×32 the budget is 5000 steps, but 1000 images get 80 passes of batch 32 (2500 steps), 5000 images all.
+    assert parse_config(recipe.derive(recipe.DataFacts("digits", 8, 1, 1000), 32)).training.steps == 2500
+    assert parse_config(recipe.derive(recipe.DataFacts("glyphs", 32, 1, 5000), 32)).training.steps == 5000
     assert small.training.data_epsilon == pytest.approx(recipe.DATA_EPSILON * math.sqrt(5), abs=1e-4)
     assert small.training.steps == 1000 and small.evaluation.every == 200
