@@ -18,8 +18,8 @@ that keeps training stable, the evaluation and the step budget:
   that trained, whose chain length the energy was learned for (longer chains
   of an energy trained with short ones can drift away from the data).
 - **Budgets for 2 CPU cores**: the step budget fits in minutes at 16×16 and
-  32×32; 64×64 and 128×128 are GPU work (the budget is the same, each step
-  costs 4× and 16× as much).
+  32×32, and in a quarter of an hour at 64×64 (1500 steps of a wider
+  network); 128×128 is GPU work.
 - **Passes over the data**: a model starts to reproduce its training images
   as it sees them more often (the quality report's copying share rises with
   the training length on 200 and 1000 digits), so the budget is at most
