@@ -312,7 +312,7 @@ class PriorDecoder(keras.Model):
         add_prior_weights(self, components, math.prod(self.latent_shape))
 
     def _split_first_coordinate(self, flat):
-        """``(one-hot component [B, K], ε' [B, D])`` of ``ε`` ``[B, D]`` (the inverse-CDF split above)."""
+        """``(component [B] int, ε' [B, D])`` of ``ε`` ``[B, D]`` (the inverse-CDF split above)."""
         weights = ops.cast(self.prior_weights, flat.dtype)
         upper = ops.cumsum(weights)
         lower = upper - weights
@@ -329,7 +329,7 @@ class PriorDecoder(keras.Model):
         renormalised = ops.sum(one_hot * shares, axis=1, keepdims=True)
         renormalised = ops.clip(renormalised, _UNIFORM_MARGIN, 1.0 - _UNIFORM_MARGIN)
         first = math.sqrt(2.0) * ops.erfinv(2.0 * renormalised - 1.0)
-        return one_hot, ops.concatenate([first, flat[:, 1:]], axis=1)
+        return ops.argmax(one_hot, axis=1), ops.concatenate([first, flat[:, 1:]], axis=1)
 
     def call(self, latents, training=False):
         flat = ops.reshape(latents, (-1, self.prior_mean.shape[-1]))
@@ -337,9 +337,11 @@ class PriorDecoder(keras.Model):
         if self.components == 1:
             codes = mean[0] + ops.matmul(flat, ops.transpose(scale[0]))
         else:
-            one_hot, whitened = self._split_first_coordinate(flat)
-            every = mean[None] + ops.einsum("kij,bj->bki", scale, whitened)  # [B, K, D]: each component's code
-            codes = ops.sum(one_hot[:, :, None] * every, axis=1)
+            component, whitened = self._split_first_coordinate(flat)
+            # Each chain's own component only: [B, D, D] scales, not all K codes per chain.
+            codes = ops.take(mean, component, axis=0) + ops.einsum(
+                "bij,bj->bi", ops.take(scale, component, axis=0), whitened
+            )
         return self.decoder(ops.reshape(codes, (-1, *self.latent_shape)), training=training)
 
     def get_config(self):
